@@ -1,0 +1,95 @@
+/*
+ * deliver - the delivery request between qmgr and the delivery agents
+ * (local, smtp, lmtp, virtual, ...), and how agents report and log.
+ *
+ * qmgr connects to private/<transport>; the agent greets {protocol =
+ * "delivery"}; qmgr writes one request frame; the agent opens the queue file
+ * read-only (queue_name/queue_id) for the content, delivers, writes one
+ * result frame per recipient and then a final {request = "done"} frame.
+ * qmgr records the results in the queue file and the defer/bounce logs.
+ * Agents write the Postfix-format "to=<...>, relay=..., delay=...,
+ * delays=a/b/c/d, dsn=..., status=..." log line with deliver_log().
+ */
+#ifndef KITE_DELIVER_H
+#define KITE_DELIVER_H
+
+#include <stddef.h>
+
+#include "stream.h"
+
+typedef struct deliver_rcpt {
+    long index;                         /* position in the queue file */
+    char *address;
+    char *orcpt;                        /* NULL if none */
+    char *orig;                         /* NULL if none */
+    int notify;                         /* QF_NOTIFY_* */
+} deliver_rcpt;
+
+typedef struct deliver_request {
+    char *queue_name;
+    char *queue_id;
+    char *transport;                    /* master.cf service name */
+    char *nexthop;                      /* domain, [host]:port, unix:/path ... */
+    char *sender;
+    char *envid;                        /* NULL if none */
+    int ret;                            /* 0, DELIVER_RET_FULL, DELIVER_RET_HDRS */
+    int body;                           /* DELIVER_BODY_* */
+    int smtputf8;
+    long long size;
+    double arrival;                     /* seconds since the epoch */
+    double active;                      /* when qmgr took it (delays a/b) */
+    char *client_name, *client_addr;    /* for logging/headers; may be NULL */
+    int flags;                          /* DELIVER_FLAG_* */
+    deliver_rcpt *rcpts;
+    size_t nrcpt;
+} deliver_request;
+
+#define DELIVER_RET_FULL 1
+#define DELIVER_RET_HDRS 2
+
+#define DELIVER_BODY_7BIT       0
+#define DELIVER_BODY_8BITMIME   1
+#define DELIVER_BODY_BINARYMIME 2
+
+#define DELIVER_FLAG_VERIFY   (1 << 0)  /* sendmail -bv: probe, don't deliver */
+#define DELIVER_FLAG_BOUNCE   (1 << 1)  /* this message is itself a notice */
+
+/* Per-recipient outcome. */
+#define DELIVER_OK     0
+#define DELIVER_DEFER  1
+#define DELIVER_BOUNCE 2
+
+typedef struct deliver_result {
+    long index;                         /* deliver_rcpt.index */
+    int status;                         /* DELIVER_OK / DEFER / BOUNCE */
+    char dsn[16];                       /* "2.0.0", "4.4.1", "5.1.1" */
+    char *action;                       /* delivered relayed expanded failed delayed */
+    char *reason;                       /* human text, e.g. "delivered to maildir" */
+    char *relay;                        /* "local", "mx.example.com[192.0.2.1]:25" */
+    char *remote_mta;                   /* "dns; mx.example.com" or NULL */
+    char *diag;                         /* "smtp; 550 5.1.1 no such user" or NULL */
+    int relayed_no_dsn;                 /* next hop took it without DSN support */
+} deliver_result;
+
+/* Agent side. */
+int deliver_request_read(stream *s, deliver_request *req);   /* 0 or -1 (logged) */
+void deliver_request_free(deliver_request *req);
+int deliver_result_write(stream *s, const deliver_result *res);
+int deliver_done_write(stream *s);
+
+/* qmgr side. */
+int deliver_request_write(stream *s, const deliver_request *req);
+/* deliver_result_read - 1 result read, 0 final "done", -1 error */
+int deliver_result_read(stream *s, deliver_result *res);
+void deliver_result_free(deliver_result *res);
+
+/*
+ * deliver_log - the Postfix-format status line:
+ * "ID: to=<rcpt>, orig_to=<orig>, relay=R, delay=T, delays=a/b/c/d, dsn=X, status=sent (reason)"
+ * conn_start/xfer_start are when the agent began setting up and began
+ * transmission (0: unknown).
+ */
+void deliver_log(const deliver_request *req, const deliver_rcpt *rcpt, const deliver_result *res,
+                 double conn_start, double xfer_start);
+
+#endif

@@ -1,0 +1,39 @@
+/*
+ * mail_queue - the queue directory: names, paths, moves between queues.
+ *
+ * All processes run with queue_directory as their current directory (or
+ * chroot), so paths are relative: "incoming/ID", "deferred/A/ID" (hashed
+ * queues use hash_queue_depth levels of single-character subdirectories
+ * taken from the end of the ID, which varies fastest).
+ */
+#ifndef KITE_MAIL_QUEUE_H
+#define KITE_MAIL_QUEUE_H
+
+#include <sys/types.h>
+
+#include "vbuf.h"
+
+#define MAIL_QUEUE_MAILDROP "maildrop"
+#define MAIL_QUEUE_INCOMING "incoming"
+#define MAIL_QUEUE_ACTIVE   "active"
+#define MAIL_QUEUE_DEFERRED "deferred"
+#define MAIL_QUEUE_HOLD     "hold"
+#define MAIL_QUEUE_CORRUPT  "corrupt"
+#define MAIL_QUEUE_BOUNCE   "bounce"    /* per-recipient logs */
+#define MAIL_QUEUE_DEFER    "defer"
+#define MAIL_QUEUE_TRACE    "trace"
+
+/* mail_queue_path - the relative path of ID in queue (hashed if configured) */
+void mail_queue_path(vbuf *out, const char *queue, const char *id);
+/* mail_queue_move - rename ID from one queue to another, then fsync the target dir */
+int mail_queue_move(const char *id, const char *from, const char *to);
+/* mail_queue_scan - call fn for every ID in queue (walks hash levels) */
+int mail_queue_scan(const char *queue, void (*fn)(const char *queue, const char *id, void *ctx), void *ctx);
+/*
+ * mail_queue_setup - create or repair the layout under queue_directory with
+ * owners and modes (root: mail_owner owns the queues, the setgid group may
+ * only write maildrop/ and use public/). Reports problems in why.
+ */
+int mail_queue_setup(const char *queue_dir, uid_t owner, gid_t owner_gid, gid_t setgid_gid, vbuf *why);
+
+#endif

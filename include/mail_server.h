@@ -1,0 +1,62 @@
+/*
+ * mail_server - the daemon skeleton: every daemon's main() hands control
+ * to one of these with a service callback and optional hooks.
+ *
+ * The skeleton parses the command line master gives
+ *     NAME [-c confdir] [-n service_name] [-t type] [-o name=value]... [-v] [-S] [args]
+ * loads main.cf (with the -o overrides), opens the log, calls pre_jail
+ * (still privileged: open keys, tables, sockets), changes to
+ * queue_directory, chroots if master says so, drops privileges to
+ * mail_owner when started as root and the service is unprivileged
+ * (setgroups, setgid, setuid, then checks getuid/geteuid), calls post_jail,
+ * then accepts clients on the listening socket master passed, reports
+ * busy/idle to master, and exits after max_use clients or max_idle seconds
+ * idle. With -S the service runs once on stdin/stdout (for tests and
+ * sendmail -bs).
+ *
+ * Three shapes, after Postfix's:
+ *   single_server  - one client at a time; the callback owns the
+ *                    connection until it returns.
+ *   multi_server   - many clients per process on the event loop; the
+ *                    callback registers its own events and calls
+ *                    multi_server_disconnect() when a client is done.
+ *   trigger_server - short requests: each connection carries one attr
+ *                    frame ({request = NAME, ...}); the callback may write
+ *                    one reply frame. Master's wakeup timer sends
+ *                    {request = "wakeup"}.
+ */
+#ifndef KITE_MAIL_SERVER_H
+#define KITE_MAIL_SERVER_H
+
+#include "attr.h"
+#include "stream.h"
+
+typedef struct mail_server_hooks {
+    void (*pre_jail)(const char *service, char **argv);
+    void (*post_jail)(const char *service, char **argv);
+    void (*pre_exit)(void);
+    int keep_root;                      /* local: stays root (unpriv=n) */
+} mail_server_hooks;
+
+typedef void (*single_service_fn)(stream *client, const char *service, char **argv);
+typedef void (*multi_service_fn)(int client_fd, const char *service, char **argv);
+typedef void (*trigger_service_fn)(stream *client, attr_list *request, const char *service, char **argv);
+
+void single_server_main(int argc, char **argv, single_service_fn fn, const mail_server_hooks *hooks)
+    __attribute__((noreturn));
+void multi_server_main(int argc, char **argv, multi_service_fn fn, const mail_server_hooks *hooks)
+    __attribute__((noreturn));
+void multi_server_disconnect(int client_fd);
+void trigger_server_main(int argc, char **argv, trigger_service_fn fn, const mail_server_hooks *hooks)
+    __attribute__((noreturn));
+
+/* The service's name and type as master.cf gives them ("smtp", "inet"). */
+const char *mail_server_service(void);
+const char *mail_server_type(void);
+
+/* mail_server_connect - connect to a local service ("private/cleanup"); fd or -1 */
+int mail_server_connect(const char *path, int timeout);
+/* mail_trigger - send {request = request} to a public service, no reply */
+int mail_trigger(const char *path, const char *request);
+
+#endif
