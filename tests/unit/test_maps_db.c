@@ -13,6 +13,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -449,14 +450,42 @@ static void test_maps_db_corrupt_and_truncated_files(void **state)
     assert_int_equal(pwrite(fd, data, (size_t) st.st_size, 0), st.st_size);
     close(fd);
     xfree(data);
-    if ((m = open_table("hash", "big", 0, &err)) != NULL) {
-        for (int i = 0; i < 3000; i += 31) {
-            int status;
+    /*
+     * Berkeley DB "panics" on a damaged page and then keeps some of its
+     * buffers when closed; that happens inside libdb. Run this part in a
+     * child that exits without the leak check, so every other test here
+     * stays leak-checked, and make the child report what it saw.
+     */
+    {
+        pid_t pid = fork();
+        int wstatus;
 
-            (void) map_lookup(m, "key1", &status);
-            assert_true(status == MAP_FOUND || status == MAP_NOTFOUND || status == MAP_ERROR);
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            int code = 0;
+
+            if ((m = open_table("hash", "big", 0, &err)) != NULL) {
+                int status, errors = 0;
+
+                for (int i = 0; i < 30; i++) {
+                    const char *r = map_lookup(m, "key1", &status);
+
+                    if (status == MAP_ERROR)
+                        errors++;
+                    else if (status == MAP_FOUND && strcmp(r, "value1") != 0)
+                        code = 3;
+                    else if (status != MAP_FOUND && status != MAP_NOTFOUND)
+                        code = 4;
+                }
+                map_close(m);
+                if (errors == 0 && code == 0)
+                    code = 5;                   /* damage went unnoticed */
+            }
+            _exit(code);
         }
-        map_close(m);
+        assert_int_equal(waitpid(pid, &wstatus, 0), pid);
+        assert_true(WIFEXITED(wstatus));
+        assert_int_equal(WEXITSTATUS(wstatus), 0);
     }
     vbuf_release(&err);
     vbuf_release(&path);
