@@ -136,8 +136,8 @@ static void test_attr_repeated_names_keep_order(void **state)
     const void *val;
     size_t n = 0;
     const char *sender = NULL;
-    attr_spec specs[] = {ATTR_SPEC_STR("sender", ATTR_REQUIRED, &sender),
-                         ATTR_SPEC_STR("rcpt", ATTR_REPEAT, NULL), ATTR_SPEC_END};
+    attr_spec specs[] = {ATTR_SPEC_STR("sender", ATTR_REQUIRED, &sender), ATTR_SPEC_STR("rcpt", ATTR_REPEAT, NULL),
+                         ATTR_SPEC_END};
 
     (void) state;
     vbuf_init(&enc, 0);
@@ -216,8 +216,7 @@ static void test_attr_scan_is_strict(void **state)
         const char *name = NULL;
         long long count = 0;
         attr_data blob = {"preset", 6};
-        attr_spec specs[] = {ATTR_SPEC_STR("name", ATTR_REQUIRED, &name),
-                             ATTR_SPEC_INT("count", ATTR_REQUIRED, &count),
+        attr_spec specs[] = {ATTR_SPEC_STR("name", ATTR_REQUIRED, &name), ATTR_SPEC_INT("count", ATTR_REQUIRED, &count),
                              ATTR_SPEC_DATA("blob", ATTR_OPTIONAL, &blob), ATTR_SPEC_END};
 
         vbuf_init(&enc, 0);
@@ -231,8 +230,7 @@ static void test_attr_scan_is_strict(void **state)
         if (cases[i].warn_word) {
             assert_int_equal(warn_count, 1);
             if (strstr(last_warn, cases[i].warn_word) == NULL)
-                fail_msg("case '%s': warning '%s' lacks '%s'", cases[i].label, last_warn,
-                         cases[i].warn_word);
+                fail_msg("case '%s': warning '%s' lacks '%s'", cases[i].label, last_warn, cases[i].warn_word);
         } else {
             assert_int_equal(warn_count, 0);
             assert_string_equal(name, "n");
@@ -241,7 +239,7 @@ static void test_attr_scan_is_strict(void **state)
         if (cases[i].build == build_ok)
             assert_memory_equal(blob.data, "xy", 2);
         if (cases[i].build == build_optional_absent)
-            assert_int_equal(blob.len, 6);     /* untouched */
+            assert_int_equal(blob.len, 6); /* untouched */
         vbuf_release(&enc);
         attr_free(l);
         attr_free(d);
@@ -295,7 +293,7 @@ static void test_attr_decode_rejects_hostile_frames(void **state)
             size_t nlen;
             const void *val;
             uint32_t vlen;
-            int bare;                   /* emit only type+name+vlen with no value */
+            int bare; /* emit only type+name+vlen with no value */
         } rows[] = {
             {"empty name", 's', "", 0, "x", 1, 0},
             {"upper-case name", 's', "Sender", 6, "x", 1, 0},
@@ -316,9 +314,8 @@ static void test_attr_decode_rejects_hostile_frames(void **state)
         memset(longname, 'a', sizeof(longname));
         for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
             vbuf_reset(&b);
-            vbuf_append(&b, good.data, good.len);      /* a good prefix */
-            raw_attr(&b, rows[i].type, rows[i].name, rows[i].nlen, rows[i].bare ? NULL : rows[i].val,
-                     rows[i].vlen);
+            vbuf_append(&b, good.data, good.len); /* a good prefix */
+            raw_attr(&b, rows[i].type, rows[i].name, rows[i].nlen, rows[i].bare ? NULL : rows[i].val, rows[i].vlen);
             if (rows[i].bare)
                 vbuf_puts(&b, "short");
             warn_count = 0;
@@ -330,7 +327,10 @@ static void test_attr_decode_rejects_hostile_frames(void **state)
     }
     /* a name length beyond the frame */
     vbuf_reset(&b);
-    vbuf_append(&b, "s\xff\xff" "abc", 6);
+    vbuf_append(&b,
+                "s\xff\xff"
+                "abc",
+                6);
     assert_int_equal(attr_decode(l, b.data, b.len), ATTR_BAD);
     /* pseudo-random garbage never crashes and leaves the list empty or valid */
     {
@@ -411,7 +411,11 @@ static void test_attr_stream_round_trip_and_greeting(void **state)
         stream *c, *d;
 
         stream_pair(&c, &d);
-        assert_int_equal(stream_write(c, "\0\0\0\x10" "s\0\1a", 8), 0);
+        assert_int_equal(stream_write(c,
+                                      "\0\0\0\x10"
+                                      "s\0\1a",
+                                      8),
+                         0);
         assert_int_equal(stream_flush(c), 0);
         stream_close(c);
         assert_int_equal(attr_read(d, in, 0), ATTR_BAD);
@@ -450,8 +454,7 @@ static void test_attr_fds_travel_over_socketpair(void **state)
     int fd_a, fd_b, fdnum = -1;
     char buf[8];
     const char *note = NULL;
-    attr_spec specs[] = {ATTR_SPEC_STR("note", ATTR_REQUIRED, &note),
-                         ATTR_SPEC_FD("first", ATTR_REQUIRED, &fdnum),
+    attr_spec specs[] = {ATTR_SPEC_STR("note", ATTR_REQUIRED, &note), ATTR_SPEC_FD("first", ATTR_REQUIRED, &fdnum),
                          ATTR_SPEC_FD("second", ATTR_REQUIRED, NULL), ATTR_SPEC_END};
 
     (void) state;
@@ -468,7 +471,7 @@ static void test_attr_fds_travel_over_socketpair(void **state)
     assert_true(fdnum >= 0);
     fd_a = attr_take_fd(in, "first");
     assert_int_equal(fd_a, fdnum);
-    assert_int_equal(attr_take_fd(in, "first"), -1);   /* only once */
+    assert_int_equal(attr_take_fd(in, "first"), -1); /* only once */
     assert_true(fcntl(fd_a, F_GETFD) & FD_CLOEXEC);
     /* the received descriptor is the pipe's write end */
     assert_int_equal(write(fd_a, "hi", 2), 2);

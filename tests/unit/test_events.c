@@ -71,7 +71,7 @@ static void test_events_read_callback_gets_data(void **state)
     pair(sv);
     event_enable_read(sv[1], on_read, &r);
     event_loop(0);
-    assert_int_equal(r.calls, 0);               /* nothing to read yet */
+    assert_int_equal(r.calls, 0); /* nothing to read yet */
     assert_int_equal(write(sv[0], "hello", 5), 5);
     event_loop(1000);
     assert_int_equal(r.calls, 1);
@@ -110,7 +110,7 @@ static void test_events_write_interest_and_disable(void **state)
     event_enable_read(sv[1], on_read, &r);
     for (int i = 0; i < 5; i++)
         event_loop(100);
-    assert_int_equal(write_calls, 1);           /* disabled after the first */
+    assert_int_equal(write_calls, 1); /* disabled after the first */
     assert_int_equal(r.len, 1);
     /* read and write interest on the same descriptor coexist */
     event_enable_read(sv[0], on_read, &r);
@@ -147,7 +147,7 @@ static void on_killer(int fd, int events, void *ctx)
         close(victim_fd);
         victim_fd = -1;
     }
-    event_remove(fd);                           /* and itself */
+    event_remove(fd); /* and itself */
 }
 
 static void test_events_removal_during_dispatch(void **state)
@@ -211,10 +211,10 @@ static void on_reuse_trigger(int fd, int events, void *ctx)
     event_remove(fd);
     event_remove(*victim);
     close(*victim);
-    pair(sv);                                   /* likely gets the same number */
+    pair(sv); /* likely gets the same number */
     reuse_keep[0] = sv[0];
     reuse_keep[1] = sv[1];
-    event_enable_read(sv[0], on_reuse_new, NULL);       /* not readable */
+    event_enable_read(sv[0], on_reuse_new, NULL); /* not readable */
 }
 
 static void test_events_fd_reused_in_same_round_gets_no_stale_event(void **state)
@@ -263,7 +263,7 @@ static void test_events_timers_fire_in_order(void **state)
     norder = 0;
     event_timer_set(tick, (void *) &c, 60);
     event_timer_set(tick, (void *) &a, 10);
-    event_timer_set(tick, (void *) &d, 60);    /* same time as c: after it */
+    event_timer_set(tick, (void *) &d, 60); /* same time as c: after it */
     event_timer_set(tick, (void *) &b, 30);
     while (norder < 4 && now_ms() - start < 2000)
         event_loop(-1);
@@ -282,9 +282,9 @@ static void test_events_timer_set_again_moves_and_cancel_removes(void **state)
     event_timer_set(tick, (void *) &a, 10);
     event_timer_set(tick, (void *) &b, 20);
     event_timer_set(tick, (void *) &c, 30);
-    event_timer_set(tick, (void *) &a, 50);    /* moved: runs last, once */
+    event_timer_set(tick, (void *) &a, 50); /* moved: runs last, once */
     event_timer_cancel(tick, (void *) &b);
-    event_timer_cancel(tick, (void *) &b);     /* harmless twice */
+    event_timer_cancel(tick, (void *) &b); /* harmless twice */
     while (now_ms() - start < 150)
         event_loop(20);
     assert_int_equal(norder, 2);
@@ -396,7 +396,7 @@ static void test_events_signal_from_child_process(void **state)
     pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        event_reset();                          /* child drops loop state */
+        event_reset(); /* child drops loop state */
         kill(getppid(), SIGUSR1);
         _exit(0);
     }

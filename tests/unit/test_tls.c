@@ -100,9 +100,10 @@ static int group_setup(void **state)
 /* group_teardown - remove the PKI */
 static int group_teardown(void **state)
 {
-    static const char *const files[] = {"ca.pem", "ca.key", "ca.srl", "other-ca.pem",
-        "other-ca.key", "other-ca.srl", "server.pem", "server.key", "server-chain.pem",
-        "other-server.pem", "other-server.key", "client.pem", "client.key", NULL};
+    static const char *const files[] = {
+        "ca.pem",     "ca.key",     "ca.srl",           "other-ca.pem",     "other-ca.key",     "other-ca.srl",
+        "server.pem", "server.key", "server-chain.pem", "other-server.pem", "other-server.key", "client.pem",
+        "client.key", NULL};
 
     (void) state;
     for (int i = 0; files[i]; i++)
@@ -285,7 +286,8 @@ static void test_tls_handshake_verified_with_data_both_ways(void **state)
     tls_server_config sc = server_cfg();
     tls_client_config cc = client_cfg();
     tls_ctx *sctx = tls_server_init_config(&sc), *cctx = tls_client_init_config(&cc);
-    tls_client_opts o = {TLS_LEV_VERIFY, "localhost", localhost, NULL, "localhost[127.0.0.1]:25"};
+    tls_client_opts o = {
+        .level = TLS_LEV_VERIFY, .servername = "localhost", .match = localhost, .peer = "localhost[127.0.0.1]:25"};
     struct conn c;
     const tls_info *si, *ci;
     vbuf rcv;
@@ -350,7 +352,7 @@ static void test_tls_handshake_verified_with_data_both_ways(void **state)
     vbuf_release(&rcv);
     /* close_notify reaches the peer as a clean end of stream */
     tls_shutdown(c.srv);
-    c.ss = NULL;                                /* freed with the shutdown */
+    c.ss = NULL; /* freed with the shutdown */
     assert_null(tls_get_info(c.srv));
     {
         vbuf line;
@@ -374,11 +376,11 @@ static void test_tls_verification_per_level(void **state)
     static const struct {
         const char *label;
         int level;
-        const char *server_cert;        /* base name */
+        const char *server_cert; /* base name */
         const char *const *match;
         int expect_ok;
-        int trust;                      /* when ok */
-        const char *warn;               /* when not ok */
+        int trust;        /* when ok */
+        const char *warn; /* when not ok */
     } rows[] = {
         {"verify, right name", TLS_LEV_VERIFY, "server", localhost, 1, TLS_TRUST_VERIFIED, NULL},
         {"secure, second name matches", TLS_LEV_SECURE, "server", dotted, 1, TLS_TRUST_VERIFIED, NULL},
@@ -399,7 +401,10 @@ static void test_tls_verification_per_level(void **state)
         tls_server_config sc = server_cfg();
         char cert[64], key[64];
         tls_ctx *sctx;
-        tls_client_opts o = {rows[i].level, "localhost", rows[i].match, NULL, "localhost[127.0.0.1]:25"};
+        tls_client_opts o = {.level = rows[i].level,
+                             .servername = "localhost",
+                             .match = rows[i].match,
+                             .peer = "localhost[127.0.0.1]:25"};
         struct conn c;
 
         snprintf(cert, sizeof(cert), "%s.pem", rows[i].server_cert);
@@ -530,13 +535,13 @@ static void test_tls_client_mandatory_protocols_apply_from_encrypt(void **state)
     tls_client_config cc = client_cfg();
     tls_ctx *sctx, *cctx;
     struct conn c;
-    tls_client_opts may = {TLS_LEV_MAY, "localhost", NULL, NULL, "peer"};
-    tls_client_opts enc = {TLS_LEV_ENCRYPT, "localhost", NULL, NULL, "peer"};
+    tls_client_opts may = {.level = TLS_LEV_MAY, .servername = "localhost", .peer = "peer"};
+    tls_client_opts enc = {.level = TLS_LEV_ENCRYPT, .servername = "localhost", .peer = "peer"};
 
     (void) state;
-    sc.protocols = "TLSv1.2";                  /* server speaks only 1.2 */
+    sc.protocols = "TLSv1.2"; /* server speaks only 1.2 */
     cc.protocols = "TLSv1.2, TLSv1.3";
-    cc.mandatory_protocols = ">=TLSv1.3";      /* mandatory TLS wants 1.3 */
+    cc.mandatory_protocols = ">=TLSv1.3"; /* mandatory TLS wants 1.3 */
     sctx = tls_server_init_config(&sc);
     cctx = tls_client_init_config(&cc);
     assert_non_null(sctx);
@@ -560,7 +565,11 @@ static void resume_twice(const char *server_protocols, int *srv_reused, int *cli
     tls_server_config sc = server_cfg();
     tls_client_config cc = client_cfg();
     tls_ctx *sctx, *cctx;
-    tls_client_opts o = {TLS_LEV_VERIFY, "localhost", localhost, "[localhost]:25", "localhost[127.0.0.1]:25"};
+    tls_client_opts o = {.level = TLS_LEV_VERIFY,
+                         .servername = "localhost",
+                         .match = localhost,
+                         .cache_key = "[localhost]:25",
+                         .peer = "localhost[127.0.0.1]:25"};
 
     sc.protocols = server_protocols;
     sctx = tls_server_init_config(&sc);
@@ -574,7 +583,7 @@ static void resume_twice(const char *server_protocols, int *srv_reused, int *cli
         handshake(&c, sctx, cctx, &o);
         assert_int_equal(c.rs, TLS_HS_DONE);
         assert_int_equal(c.rc, TLS_HS_DONE);
-        exchange(&c);                           /* the client reads the ticket */
+        exchange(&c); /* the client reads the ticket */
         srv_reused[round] = tls_get_info(c.srv)->reused;
         cli_reused[round] = tls_get_info(c.cli)->reused;
         if (round == 1)
@@ -590,12 +599,12 @@ static void test_tls_session_resumed_on_second_connection(void **state)
     int s[2], c[2];
 
     (void) state;
-    resume_twice(">=TLSv1.3", s, c);            /* TLS 1.3 tickets */
+    resume_twice(">=TLSv1.3", s, c); /* TLS 1.3 tickets */
     assert_int_equal(s[0], 0);
     assert_int_equal(c[0], 0);
     assert_int_equal(s[1], 1);
     assert_int_equal(c[1], 1);
-    resume_twice("TLSv1.2", s, c);              /* TLS 1.2 tickets */
+    resume_twice("TLSv1.2", s, c); /* TLS 1.2 tickets */
     assert_int_equal(s[1], 1);
     assert_int_equal(c[1], 1);
 }
@@ -605,7 +614,7 @@ static void test_tls_no_resumption_without_cache_key_or_timeout(void **state)
     tls_server_config sc = server_cfg();
     tls_client_config cc = client_cfg();
     tls_ctx *sctx, *cctx;
-    tls_client_opts o = {TLS_LEV_MAY, "localhost", NULL, NULL, "peer"};
+    tls_client_opts o = {.level = TLS_LEV_MAY, .servername = "localhost", .peer = "peer"};
 
     (void) state;
     sctx = tls_server_init_config(&sc);
@@ -642,7 +651,7 @@ static void test_tls_client_certificate_seen_with_ask_ccert(void **state)
     tls_server_config sc = server_cfg();
     tls_client_config cc = client_cfg();
     tls_ctx *sctx, *cctx;
-    tls_client_opts o = {TLS_LEV_ENCRYPT, "localhost", NULL, NULL, "peer"};
+    tls_client_opts o = {.level = TLS_LEV_ENCRYPT, .servername = "localhost", .peer = "peer"};
     struct conn c;
 
     (void) state;
@@ -677,7 +686,7 @@ static void test_tls_plaintext_pipelined_after_starttls_is_discarded(void **stat
     tls_server_config sc = server_cfg();
     tls_client_config cc = client_cfg();
     tls_ctx *sctx = tls_server_init_config(&sc), *cctx = tls_client_init_config(&cc);
-    tls_client_opts o = {TLS_LEV_ENCRYPT, "localhost", NULL, NULL, "peer"};
+    tls_client_opts o = {.level = TLS_LEV_ENCRYPT, .servername = "localhost", .peer = "peer"};
     struct conn c;
     vbuf line;
     int flags;
@@ -752,7 +761,11 @@ static void test_tls_blocking_start_between_processes(void **state)
     if (pid == 0) {
         tls_client_config cc = client_cfg();
         tls_ctx *cctx = tls_client_init_config(&cc);
-        tls_client_opts o = {TLS_LEV_SECURE, "localhost", localhost, "[localhost]", "server"};
+        tls_client_opts o = {.level = TLS_LEV_SECURE,
+                             .servername = "localhost",
+                             .match = localhost,
+                             .cache_key = "[localhost]",
+                             .peer = "server"};
         stream *cs;
         int ok;
 
@@ -760,10 +773,9 @@ static void test_tls_blocking_start_between_processes(void **state)
         cs = stream_open(sv[1]);
         stream_set_timeout(cs, 5);
         vbuf_init(&line, 0);
-        ok = cctx != NULL && tls_client_start(cctx, cs, &o, 5) != NULL
-             && tls_get_info(cs)->trust == TLS_TRUST_VERIFIED
-             && stream_getline(cs, &line, 512, &flags) > 0 && strcmp(vbuf_str(&line), "hello") == 0
-             && stream_puts(cs, "bye\r\n") == 0 && stream_flush(cs) == 0;
+        ok = cctx != NULL && tls_client_start(cctx, cs, &o, 5) != NULL &&
+             tls_get_info(cs)->trust == TLS_TRUST_VERIFIED && stream_getline(cs, &line, 512, &flags) > 0 &&
+             strcmp(vbuf_str(&line), "hello") == 0 && stream_puts(cs, "bye\r\n") == 0 && stream_flush(cs) == 0;
         tls_shutdown(cs);
         stream_close(cs);
         tls_ctx_free(cctx);
@@ -781,7 +793,10 @@ static void test_tls_blocking_start_between_processes(void **state)
     assert_string_equal(vbuf_str(&line), "bye");
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    tls_shutdown(s);
+    /* the child said close_notify: a clean end of stream */
+    assert_int_equal(stream_getline(s, &line, 512, &flags), STREAM_EOF);
+    tls_detach(s);
+    assert_null(tls_get_info(s));
     stream_close(s);
     vbuf_release(&line);
     tls_ctx_free(sctx);
@@ -799,7 +814,7 @@ static void test_tls_blocking_start_times_out(void **state)
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     s = stream_open(sv[0]);
     clear_logs();
-    assert_null(tls_server_start(sctx, s, "silent", 1));    /* the peer says nothing */
+    assert_null(tls_server_start(sctx, s, "silent", 1)); /* the peer says nothing */
     assert_non_null(strstr(warnings, "timeout"));
     assert_true(time(NULL) - start <= 3);
     assert_null(tls_get_info(s));
@@ -859,7 +874,7 @@ static void test_tls_init_from_main_cf(void **state)
     char file[300];
     FILE *fp;
     tls_ctx *sctx, *cctx;
-    tls_client_opts o = {TLS_LEV_VERIFY, "localhost", localhost, NULL, "peer"};
+    tls_client_opts o = {.level = TLS_LEV_VERIFY, .servername = "localhost", .match = localhost, .peer = "peer"};
     struct conn c;
 
     (void) state;
@@ -867,10 +882,11 @@ static void test_tls_init_from_main_cf(void **state)
     snprintf(file, sizeof(file), "%s/main.cf", dir);
     fp = fopen(file, "w");
     assert_non_null(fp);
-    fprintf(fp, "smtpd_tls_security_level = encrypt\n"
-                "smtpd_tls_chain_files = %s\n"
-                "smtpd_tls_mandatory_protocols = TLSv1.2\n"
-                "smtp_tls_CAfile = %s\n",
+    fprintf(fp,
+            "smtpd_tls_security_level = encrypt\n"
+            "smtpd_tls_chain_files = %s\n"
+            "smtpd_tls_mandatory_protocols = TLSv1.2\n"
+            "smtp_tls_CAfile = %s\n",
             path("server-chain.pem"), path("ca.pem"));
     fclose(fp);
     assert_int_equal(conf_load(dir), 0);
@@ -893,6 +909,130 @@ static void test_tls_init_from_main_cf(void **state)
     rmdir(dir);
 }
 
+static void test_tls_policy_parse_accepts_postfix_forms_and_rejects_junk(void **state)
+{
+    static const struct {
+        const char *text;
+        int ok, level;
+        const char *match, *protocols, *ciphers, *exclude, *servername;
+    } rows[] = {
+        {"may", 0, TLS_LEV_MAY, NULL, NULL, NULL, NULL, NULL},
+        {"  none  ", 0, TLS_LEV_NONE, NULL, NULL, NULL, NULL, NULL},
+        {"verify match=hostname:nexthop", 0, TLS_LEV_VERIFY, "hostname:nexthop", NULL, NULL, NULL, NULL},
+        {"secure match=.example.org protocols=!SSLv2:!SSLv3:!TLSv1 ciphers=high", 0, TLS_LEV_SECURE, ".example.org",
+         "!SSLv2:!SSLv3:!TLSv1", "high", NULL, NULL},
+        {"encrypt exclude=aNULL:MD5 servername=mx.example.org", 0, TLS_LEV_ENCRYPT, NULL, NULL, NULL, "aNULL:MD5",
+         "mx.example.org"},
+        {"", -1, 0, NULL, NULL, NULL, NULL, NULL},
+        {"   ", -1, 0, NULL, NULL, NULL, NULL, NULL},
+        {"dane", -1, 0, NULL, NULL, NULL, NULL, NULL},
+        {"match=x", -1, 0, NULL, NULL, NULL, NULL, NULL},
+        {"verify bogus=1", -1, 0, NULL, NULL, NULL, NULL, NULL},
+        {"verify match", -1, 0, NULL, NULL, NULL, NULL, NULL},
+        {"verify match=", -1, 0, NULL, NULL, NULL, NULL, NULL},
+        {"verify match=a match=b", -1, 0, NULL, NULL, NULL, NULL, NULL},
+        {"may protocols=TLSv9", -1, 0, NULL, NULL, NULL, NULL, NULL},
+        {"may ciphers=superb", -1, 0, NULL, NULL, NULL, NULL, NULL},
+        {"may =x", -1, 0, NULL, NULL, NULL, NULL, NULL},
+    };
+
+    (void) state;
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        tls_policy p;
+
+        clear_logs();
+        if (tls_policy_parse(rows[i].text, &p) != rows[i].ok)
+            fail_msg("\"%s\": wrong verdict", rows[i].text);
+        if (rows[i].ok < 0) {
+            assert_true(warnings[0] != 0);
+            assert_null(p.match);
+            continue;
+        }
+        assert_int_equal(p.level, rows[i].level);
+#define SAME(a, b) ((a) == NULL ? (b) == NULL : (b) != NULL && strcmp((a), (b)) == 0)
+        if (!SAME(rows[i].match, p.match) || !SAME(rows[i].protocols, p.protocols) ||
+            !SAME(rows[i].ciphers, p.ciphers) || !SAME(rows[i].exclude, p.exclude) ||
+            !SAME(rows[i].servername, p.servername))
+            fail_msg("\"%s\": attributes differ", rows[i].text);
+#undef SAME
+        tls_policy_free(&p);
+    }
+}
+
+static void test_tls_match_names_and_servername_expand(void **state)
+{
+    char **n;
+
+    (void) state;
+    n = tls_match_names("nexthop, dot-nexthop", "mx1.example.org", "example.org");
+    assert_string_equal(n[0], "example.org");
+    assert_string_equal(n[1], ".example.org");
+    assert_null(n[2]);
+    tls_names_free(n);
+    n = tls_match_names("hostname:mail.example.net", "mx1.example.org", "example.org");
+    assert_string_equal(n[0], "mx1.example.org");
+    assert_string_equal(n[1], "mail.example.net");
+    assert_null(n[2]);
+    tls_names_free(n);
+    n = tls_match_names("hostname", NULL, "example.org");
+    assert_null(n[0]);
+    tls_names_free(n);
+    assert_null(tls_servername("", "mx", "nh"));
+    assert_null(tls_servername(NULL, "mx", "nh"));
+    assert_string_equal(tls_servername("hostname", "mx", "nh"), "mx");
+    assert_string_equal(tls_servername("nexthop", "mx", "nh"), "nh");
+    assert_string_equal(tls_servername("mail.example.org", "mx", "nh"), "mail.example.org");
+}
+
+/* A policy's protocols and names take effect on the connection. */
+static void test_tls_policy_overrides_apply_per_connection(void **state)
+{
+    tls_server_config sc = server_cfg();
+    tls_client_config cc = client_cfg();
+    tls_ctx *sctx = tls_server_init_config(&sc), *cctx = tls_client_init_config(&cc);
+    tls_policy p;
+    char **names;
+    struct conn c;
+
+    (void) state;
+    assert_int_equal(tls_policy_parse("secure match=nexthop protocols=TLSv1.2 ciphers=high", &p), 0);
+    names = tls_match_names(p.match, "mx.example.org", "localhost");
+    {
+        tls_client_opts o = {.level = p.level,
+                             .servername = "localhost",
+                             .match = (const char *const *) names,
+                             .peer = "peer",
+                             .protocols = p.protocols,
+                             .ciphers = p.ciphers,
+                             .exclude_ciphers = p.exclude};
+
+        conn_open(&c);
+        handshake(&c, sctx, cctx, &o);
+        assert_int_equal(c.rc, TLS_HS_DONE);
+        assert_string_equal(tls_get_info(c.cli)->protocol, "TLSv1.2");
+        assert_int_equal(tls_get_info(c.cli)->trust, TLS_TRUST_VERIFIED);
+        conn_close(&c);
+    }
+    tls_names_free(names);
+    tls_policy_free(&p);
+    /* the same policy naming the MX host instead fails verification */
+    assert_int_equal(tls_policy_parse("verify match=hostname", &p), 0);
+    names = tls_match_names(p.match, "mx.example.org", "localhost");
+    {
+        tls_client_opts o = {
+            .level = p.level, .servername = "localhost", .match = (const char *const *) names, .peer = "peer"};
+
+        conn_open(&c);
+        handshake(&c, sctx, cctx, &o);
+        assert_int_equal(c.rc, TLS_HS_ERROR);
+        conn_close(&c);
+    }
+    tls_names_free(names);
+    tls_policy_free(&p);
+    tls_ctx_free(sctx);
+    tls_ctx_free(cctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -911,6 +1051,9 @@ int main(void)
         cmocka_unit_test(test_tls_blocking_start_times_out),
         cmocka_unit_test(test_tls_bad_configuration_is_refused),
         cmocka_unit_test(test_tls_init_from_main_cf),
+        cmocka_unit_test(test_tls_policy_parse_accepts_postfix_forms_and_rejects_junk),
+        cmocka_unit_test(test_tls_match_names_and_servername_expand),
+        cmocka_unit_test(test_tls_policy_overrides_apply_per_connection),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
