@@ -108,6 +108,22 @@ static int group_teardown(void **state)
     (void) state;
     for (int i = 0; files[i]; i++)
         (void) unlink(path(files[i]));
+    {
+        char cmd[600];
+        pid_t pid;
+
+        /* capath/ holds hash-named links: remove the directory with rm */
+        snprintf(cmd, sizeof(cmd), "%s/capath", certdir);
+        if ((pid = fork()) == 0) {
+            char *argv[] = {"/bin/rm", "-rf", cmd, NULL};
+            char *envp[] = {NULL};
+
+            execve("/bin/rm", argv, envp);
+            _exit(127);
+        }
+        if (pid > 0)
+            (void) waitpid(pid, NULL, 0);
+    }
     (void) rmdir(certdir);
     return 0;
 }
@@ -500,6 +516,7 @@ static void test_tls_protocol_floor_refuses_old_clients(void **state)
     assert_false(raw_handshake(cl, &c));
     assert_int_equal(c.rs, TLS_HS_ERROR);
     assert_non_null(strstr(warnings, "SSL_accept error from old[127.0.0.1]"));
+    assert_non_null(strstr(warnings, "unsupported protocol")); /* the floor, not the ciphers */
     SSL_free(cl);
     SSL_CTX_free(rctx);
     conn_close(&c);
@@ -1033,6 +1050,88 @@ static void test_tls_policy_overrides_apply_per_connection(void **state)
     tls_ctx_free(cctx);
 }
 
+/* The server's in-process session cache resumes clients without tickets. */
+static void test_tls_server_session_cache_resumes_without_tickets(void **state)
+{
+    tls_server_config sc = server_cfg();
+    tls_ctx *sctx;
+    SSL_CTX *rctx;
+    SSL_SESSION *saved = NULL;
+
+    (void) state;
+    sc.protocols = "TLSv1.2";
+    sctx = tls_server_init_config(&sc);
+    assert_non_null(sctx);
+    for (int round = 0; round < 2; round++) {
+        struct conn c;
+        SSL *cl;
+        char buf[16];
+
+        conn_open(&c);
+        c.ss = tls_server_begin(sctx, c.srv, "nt[127.0.0.1]");
+        if (round == 0) {
+            cl = raw_client(&rctx, stream_fd(c.cli), TLS1_2_VERSION);
+            SSL_CTX_set_options(rctx, SSL_OP_NO_TICKET);
+            SSL_set_options(cl, SSL_OP_NO_TICKET);
+        } else {
+            cl = SSL_new(rctx);
+            SSL_set_fd(cl, stream_fd(c.cli));
+            SSL_set_connect_state(cl);
+            assert_int_equal(SSL_set_session(cl, saved), 1);
+        }
+        assert_true(raw_handshake(cl, &c));
+        assert_int_equal(tls_get_info(c.srv)->reused, round);
+        assert_int_equal(SSL_session_reused(cl), round);
+        /* a session ID, not a ticket, carried the resumption */
+        assert_int_equal(SSL_SESSION_has_ticket(SSL_get0_session(cl)), 0);
+        assert_int_equal(stream_puts(c.srv, "ok\r\n"), 0);
+        assert_int_equal(stream_flush(c.srv), 0);
+        assert_int_equal(SSL_read(cl, buf, sizeof(buf)), 4);
+        if (round == 0)
+            saved = SSL_get1_session(cl);
+        (void) SSL_shutdown(cl); /* else the session is dropped */
+        SSL_free(cl);
+        conn_close(&c);
+    }
+    SSL_SESSION_free(saved);
+    SSL_CTX_free(rctx);
+    tls_ctx_free(sctx);
+}
+
+/* smtp_tls_CApath: a hashed directory of trust anchors works like CAfile. */
+static void test_tls_client_trusts_capath(void **state)
+{
+    tls_server_config sc = server_cfg();
+    tls_client_config cc = client_cfg();
+    tls_ctx *sctx, *cctx;
+    tls_client_opts o = {.level = TLS_LEV_VERIFY, .servername = "localhost", .match = localhost, .peer = "peer"};
+    struct conn c;
+
+    (void) state;
+    cc.CAfile = NULL;
+    cc.CApath = path("capath");
+    sctx = tls_server_init_config(&sc);
+    cctx = tls_client_init_config(&cc);
+    assert_non_null(cctx);
+    conn_open(&c);
+    handshake(&c, sctx, cctx, &o);
+    assert_int_equal(c.rc, TLS_HS_DONE);
+    assert_int_equal(tls_get_info(c.cli)->trust, TLS_TRUST_VERIFIED);
+    conn_close(&c);
+    tls_ctx_free(cctx);
+    /* without any trust anchors, verify fails */
+    cc.CApath = NULL;
+    cctx = tls_client_init_config(&cc);
+    conn_open(&c);
+    clear_logs();
+    handshake(&c, sctx, cctx, &o);
+    assert_int_equal(c.rc, TLS_HS_ERROR);
+    assert_non_null(strstr(warnings, "verification failed"));
+    conn_close(&c);
+    tls_ctx_free(cctx);
+    tls_ctx_free(sctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1054,6 +1153,8 @@ int main(void)
         cmocka_unit_test(test_tls_policy_parse_accepts_postfix_forms_and_rejects_junk),
         cmocka_unit_test(test_tls_match_names_and_servername_expand),
         cmocka_unit_test(test_tls_policy_overrides_apply_per_connection),
+        cmocka_unit_test(test_tls_server_session_cache_resumes_without_tickets),
+        cmocka_unit_test(test_tls_client_trusts_capath),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
