@@ -23,6 +23,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
@@ -1132,6 +1136,217 @@ static void test_tls_client_trusts_capath(void **state)
     tls_ctx_free(sctx);
 }
 
+/* spawn - fork/execve argv with stdin from *in_w and stdout+stderr to *out_r */
+static pid_t spawn(char *const argv[], int *in_w, int *out_r)
+{
+    int in[2], out[2];
+    pid_t pid;
+
+    assert_int_equal(pipe(in), 0);
+    assert_int_equal(pipe(out), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char *envp[] = {"PATH=/usr/bin:/bin", NULL};
+
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        dup2(out[1], 2);
+        close(in[0]);
+        close(in[1]);
+        close(out[0]);
+        close(out[1]);
+        execve(argv[0], argv, envp);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    *in_w = in[1];
+    *out_r = out[0];
+    return pid;
+}
+
+/* slurp - read all of fd into a buffer (bounded) */
+static void slurp(int fd, char *buf, size_t size)
+{
+    size_t len = 0;
+    ssize_t n;
+
+    while (len + 1 < size && (n = read(fd, buf + len, size - len - 1)) > 0)
+        len += (size_t) n;
+    buf[len] = 0;
+}
+
+/* listen_local - a TCP listener on 127.0.0.1 with a free port */
+static int listen_local(int *port)
+{
+    struct sockaddr_in sin;
+    socklen_t slen = sizeof(sin);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    assert_true(fd >= 0);
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *) &sin, sizeof(sin)), 0);
+    assert_int_equal(listen(fd, 5), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *) &sin, &slen), 0);
+    *port = ntohs(sin.sin_port);
+    return fd;
+}
+
+/*
+ * Interoperation with another client: "openssl s_client -starttls smtp"
+ * speaks SMTP up to STARTTLS, then verifies our certificate and name.
+ */
+static void test_tls_server_interoperates_with_openssl_s_client_starttls(void **state)
+{
+    tls_server_config sc = server_cfg();
+    tls_ctx *sctx = tls_server_init_config(&sc);
+    int port, lfd, cfd, in_w, out_r, status, flags;
+    char connect[64], out[16384];
+    char *argv[] = {"/usr/bin/openssl",
+                    "s_client",
+                    "-connect",
+                    connect,
+                    "-starttls",
+                    "smtp",
+                    "-CAfile",
+                    (char *) path("ca.pem"),
+                    "-verify_hostname",
+                    "localhost",
+                    "-verify_return_error",
+                    "-servername",
+                    "localhost",
+                    "-brief",
+                    "-nocommands",
+                    NULL};
+    stream *s;
+    vbuf line;
+    pid_t pid;
+
+    (void) state;
+    if (access(argv[0], X_OK) != 0)
+        skip();
+    lfd = listen_local(&port);
+    snprintf(connect, sizeof(connect), "127.0.0.1:%d", port);
+    pid = spawn(argv, &in_w, &out_r);
+    cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    assert_true(cfd >= 0);
+    s = stream_open(cfd);
+    stream_set_timeout(s, 10);
+    vbuf_init(&line, 0);
+    assert_int_equal(stream_puts(s, "220 localhost ESMTP\r\n"), 0);
+    assert_int_equal(stream_flush(s), 0);
+    assert_true(stream_getline(s, &line, 512, &flags) > 0);
+    assert_true(strncasecmp(vbuf_str(&line), "EHLO ", 5) == 0);
+    assert_int_equal(stream_puts(s, "250-localhost\r\n250 STARTTLS\r\n"), 0);
+    assert_int_equal(stream_flush(s), 0);
+    assert_true(stream_getline(s, &line, 512, &flags) > 0);
+    assert_string_equal(vbuf_str(&line), "STARTTLS");
+    assert_int_equal(stream_puts(s, "220 2.0.0 Ready to start TLS\r\n"), 0);
+    assert_non_null(tls_server_start(sctx, s, "s_client[127.0.0.1]", 10));
+    /* over TLS: a line from us to its stdout, and one from its stdin to us */
+    assert_int_equal(stream_puts(s, "250 hello over TLS\r\n"), 0);
+    assert_int_equal(stream_flush(s), 0);
+    assert_int_equal(write(in_w, "NOOP\r\n", 6), 6);
+    assert_true(stream_getline(s, &line, 512, &flags) > 0);
+    assert_string_equal(vbuf_str(&line), "NOOP");
+    assert_int_equal(tls_get_info(s)->trust, TLS_TRUST_ANONYMOUS);
+    tls_shutdown(s);
+    stream_close(s);
+    close(in_w);
+    slurp(out_r, out, sizeof(out));
+    close(out_r);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (strstr(out, "Verification: OK") == NULL || strstr(out, "250 hello over TLS") == NULL)
+        fail_msg("s_client output: %s", out);
+    assert_non_null(strstr(out, "TLSv1.3"));
+    vbuf_release(&line);
+    close(lfd);
+    tls_ctx_free(sctx);
+}
+
+/* And our client against "openssl s_server": SNI sent, name verified. */
+static void test_tls_client_interoperates_with_openssl_s_server(void **state)
+{
+    tls_client_config cc = client_cfg();
+    tls_ctx *cctx = tls_client_init_config(&cc);
+    tls_client_opts o = {.level = TLS_LEV_VERIFY, .servername = "localhost", .match = localhost, .peer = "s_server"};
+    char port_s[16], out[16384];
+    int in_w, out_r, status, fd = -1, port = 0;
+    char *argv[] = {"/usr/bin/openssl",
+                    "s_server",
+                    "-accept",
+                    port_s,
+                    "-cert",
+                    (char *) path("other-server.pem"),
+                    "-key",
+                    (char *) path("other-server.key"),
+                    "-naccept",
+                    "1",
+                    "-servername",
+                    "localhost",
+                    "-cert2",
+                    (char *) path("server.pem"),
+                    "-key2",
+                    (char *) path("server.key"),
+                    "-quiet",
+                    NULL};
+    pid_t pid;
+    stream *s;
+    vbuf line;
+    int flags;
+
+    (void) state;
+    if (access(argv[0], X_OK) != 0)
+        skip();
+    /* pick a free port, release it, let s_server take it */
+    close(listen_local(&port));
+    snprintf(port_s, sizeof(port_s), "%d", port);
+    pid = spawn(argv, &in_w, &out_r);
+    for (int i = 0; i < 100 && fd < 0; i++) {
+        struct sockaddr_in sin;
+
+        memset(&sin, 0, sizeof(sin));
+        sin.sin_family = AF_INET;
+        sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        sin.sin_port = htons((uint16_t) port);
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (connect(fd, (struct sockaddr *) &sin, sizeof(sin)) < 0) {
+            close(fd);
+            fd = -1;
+            usleep(50000);
+        }
+    }
+    assert_true(fd >= 0);
+    s = stream_open(fd);
+    stream_set_timeout(s, 10);
+    /* SNI "localhost" selects the test CA's certificate; without it s_server
+     * would present other-server (unknown CA) and verification would fail */
+    clear_logs();
+    if (tls_client_start(cctx, s, &o, 10) == NULL)
+        fail_msg("handshake with s_server failed: %s", warnings);
+    assert_int_equal(tls_get_info(s)->trust, TLS_TRUST_VERIFIED);
+    assert_int_equal(stream_puts(s, "ping over TLS\r\n"), 0);
+    assert_int_equal(stream_flush(s), 0);
+    assert_int_equal(write(in_w, "pong over TLS\n", 14), 14);
+    vbuf_init(&line, 0);
+    assert_true(stream_getline(s, &line, 512, &flags) > 0);
+    assert_string_equal(vbuf_str(&line), "pong over TLS");
+    tls_shutdown(s);
+    stream_close(s);
+    close(in_w);
+    slurp(out_r, out, sizeof(out));
+    close(out_r);
+    kill(pid, SIGTERM);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (strstr(out, "ping over TLS") == NULL)
+        fail_msg("s_server output: %s", out);
+    vbuf_release(&line);
+    tls_ctx_free(cctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1155,6 +1370,8 @@ int main(void)
         cmocka_unit_test(test_tls_policy_overrides_apply_per_connection),
         cmocka_unit_test(test_tls_server_session_cache_resumes_without_tickets),
         cmocka_unit_test(test_tls_client_trusts_capath),
+        cmocka_unit_test(test_tls_server_interoperates_with_openssl_s_client_starttls),
+        cmocka_unit_test(test_tls_client_interoperates_with_openssl_s_server),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
