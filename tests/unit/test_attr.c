@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "attr.h"
@@ -636,6 +637,79 @@ static void test_attr_recvmsg_times_out_and_sees_eof(void **state)
     attr_free(in);
 }
 
+/* A frame far larger than the socket buffer, with a descriptor, between processes. */
+static void test_attr_large_frame_with_fd_between_processes(void **state)
+{
+    int sv[2], p[2], status;
+    size_t big = 3 * 1024 * 1024;
+    char *data = malloc(big);
+    pid_t pid;
+
+    (void) state;
+    assert_non_null(data);
+    for (size_t i = 0; i < big; i++)
+        data[i] = (char) (i * 7);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    assert_int_equal(pipe(p), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        attr_list *in = attr_new();
+        const void *got;
+        size_t len = 0;
+        int fd, ok;
+
+        close(sv[0]);
+        ok = attr_recvmsg(sv[1], in, 4 * 1024 * 1024, 10) == 0 && (got = attr_get_data(in, "body", &len)) != NULL &&
+             len == big && memcmp(got, data, big) == 0 && (fd = attr_take_fd(in, "pipe")) >= 0 &&
+             write(fd, "k", 1) == 1;
+        attr_free(in);
+        _exit(ok ? 0 : 1);
+    }
+    close(sv[1]);
+    {
+        attr_list *out = attr_new();
+        char c;
+
+        attr_put_data(out, "body", data, big);
+        attr_put_fd(out, "pipe", p[1]);
+        assert_int_equal(attr_sendmsg(sv[0], out, 10), 0);
+        close(p[1]);
+        assert_int_equal(read(p[0], &c, 1), 1); /* the child wrote through the passed fd */
+        assert_int_equal(c, 'k');
+        attr_free(out);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(p[0]);
+    close(sv[0]);
+    /* a limit smaller than the frame: refused from the header alone */
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        attr_list *out = attr_new();
+
+        close(sv[1]);
+        attr_put_data(out, "body", data, big);
+        (void) attr_sendmsg(sv[0], out, 10); /* the reader gives up: EPIPE */
+        _exit(0);
+    }
+    close(sv[0]);
+    {
+        attr_list *in = attr_new();
+
+        warn_count = 0;
+        assert_int_equal(attr_recvmsg(sv[1], in, 1024 * 1024, 10), ATTR_BAD);
+        assert_non_null(strstr(last_warn, "exceeds the limit"));
+        assert_int_equal(attr_count(in), 0);
+        attr_free(in);
+    }
+    close(sv[1]);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    free(data);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -649,6 +723,7 @@ int main(void)
         cmocka_unit_test_setup(test_attr_recvmsg_closes_fds_of_rejected_frame, setup),
         cmocka_unit_test_setup(test_attr_recvmsg_rejects_too_many_fds, setup),
         cmocka_unit_test_setup(test_attr_recvmsg_times_out_and_sees_eof, setup),
+        cmocka_unit_test_setup(test_attr_large_frame_with_fd_between_processes, setup),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

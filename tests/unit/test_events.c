@@ -244,6 +244,41 @@ static void test_events_fd_reused_in_same_round_gets_no_stale_event(void **state
     close(b[0]);
 }
 
+static int werr_events, werr_calls;
+
+static void on_write_err(int fd, int events, void *ctx)
+{
+    (void) ctx;
+    werr_calls++;
+    werr_events = events;
+    event_remove(fd);
+}
+
+/* A peer that goes away shows up as WRITE|ERROR for a writer-only descriptor. */
+static void test_events_write_interest_sees_peer_hangup(void **state)
+{
+    int sv[2];
+    char fill[65536];
+
+    (void) state;
+    pair(sv);
+    memset(fill, 'x', sizeof(fill));
+    while (write(sv[0], fill, sizeof(fill)) > 0) /* fill the buffer: not writable */
+        ;
+    werr_calls = 0;
+    event_enable_write(sv[0], on_write_err, NULL);
+    event_loop(50);
+    assert_int_equal(werr_calls, 0);
+    close(sv[1]);
+    event_loop(1000);
+    assert_int_equal(werr_calls, 1);
+    assert_true(werr_events & EVENT_WRITE);
+    assert_true(werr_events & EVENT_ERROR);
+    event_loop(50);
+    assert_int_equal(werr_calls, 1); /* removed in its callback */
+    close(sv[0]);
+}
+
 /* ---- timers ---- */
 
 static char order[32];
@@ -442,6 +477,7 @@ int main(void)
         cmocka_unit_test_teardown(test_events_write_interest_and_disable, teardown),
         cmocka_unit_test_teardown(test_events_removal_during_dispatch, teardown),
         cmocka_unit_test_teardown(test_events_fd_reused_in_same_round_gets_no_stale_event, teardown),
+        cmocka_unit_test_teardown(test_events_write_interest_sees_peer_hangup, teardown),
         cmocka_unit_test_teardown(test_events_timers_fire_in_order, teardown),
         cmocka_unit_test_teardown(test_events_timer_set_again_moves_and_cancel_removes, teardown),
         cmocka_unit_test_teardown(test_events_timer_rearming_itself_runs_once_per_round, teardown),
