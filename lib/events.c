@@ -56,6 +56,7 @@ static event_signal_fn ev_sigfn[NSIG];
 
 static time_t ev_now;
 static int ev_stop;
+static unsigned ev_epoch; /* bumped by event_reset: stale batches are dropped */
 
 /* event_ms - the monotonic clock in milliseconds */
 static long long event_ms(void)
@@ -393,6 +394,7 @@ static int event_wait_ms(long timeout_ms)
 void event_loop(long timeout_ms)
 {
     struct epoll_event evs[EVENT_BATCH];
+    unsigned epoch;
     int n;
 
     event_init();
@@ -404,7 +406,8 @@ void event_loop(long timeout_ms)
         n = 0;
     }
     ev_now = time(NULL);
-    for (int i = 0; i < n; i++) {
+    epoch = ev_epoch;
+    for (int i = 0; i < n && epoch == ev_epoch; i++) {
         int fd = (int) (uint32_t) (evs[i].data.u64 & 0xffffffffu);
         uint32_t gen = (uint32_t) (evs[i].data.u64 >> 32);
         uint32_t e = evs[i].events;
@@ -418,13 +421,16 @@ void event_loop(long timeout_ms)
             continue; /* removed during this round */
         if ((sl->mask & EVENT_READ) && (e & (EPOLLIN | EPOLLERR | EPOLLHUP)))
             sl->read_fn(fd, EVENT_READ | err, sl->read_ctx);
+        if (epoch != ev_epoch || fd >= ev_nslots)
+            break;          /* a callback called event_reset */
         sl = &ev_slots[fd]; /* the table may have grown */
         if (sl->gen != gen)
             continue;
         if ((sl->mask & EVENT_WRITE) && (e & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
             sl->write_fn(fd, EVENT_WRITE | err, sl->write_ctx);
     }
-    event_run_timers();
+    if (epoch == ev_epoch)
+        event_run_timers();
 }
 
 /* event_run - loop until event_stop() */
@@ -481,4 +487,5 @@ void event_reset(void)
     ev_ntimers = ev_timer_cap = 0;
     ev_stop = 0;
     ev_now = 0;
+    ev_epoch++;
 }

@@ -279,6 +279,54 @@ static void test_events_write_interest_sees_peer_hangup(void **state)
     close(sv[0]);
 }
 
+static int after_reset_calls;
+
+static void on_reset(int fd, int events, void *ctx)
+{
+    (void) fd;
+    (void) events;
+    (void) ctx;
+    event_reset(); /* as a child does after fork */
+}
+
+static void on_after_reset(int fd, int events, void *ctx)
+{
+    (void) fd;
+    (void) events;
+    (void) ctx;
+    after_reset_calls++;
+}
+
+static void on_after_reset_timer(void *ctx)
+{
+    (void) ctx;
+    after_reset_calls++;
+}
+
+/* event_reset from inside a callback ends the round: nothing stale runs. */
+static void test_events_reset_inside_callback_stops_dispatch(void **state)
+{
+    int a[2], b[2];
+
+    (void) state;
+    pair(a);
+    pair(b);
+    after_reset_calls = 0;
+    assert_int_equal(write(a[0], "r", 1), 1);
+    assert_int_equal(write(b[0], "x", 1), 1);
+    event_enable_read(a[1], on_reset, NULL);
+    event_enable_read(b[1], on_after_reset, NULL);
+    event_timer_set(on_after_reset_timer, NULL, 0);
+    event_loop(100);
+    assert_int_equal(after_reset_calls, 0);
+    event_loop(20);
+    assert_int_equal(after_reset_calls, 0);
+    close(a[0]);
+    close(a[1]);
+    close(b[0]);
+    close(b[1]);
+}
+
 /* ---- timers ---- */
 
 static char order[32];
@@ -478,6 +526,7 @@ int main(void)
         cmocka_unit_test_teardown(test_events_removal_during_dispatch, teardown),
         cmocka_unit_test_teardown(test_events_fd_reused_in_same_round_gets_no_stale_event, teardown),
         cmocka_unit_test_teardown(test_events_write_interest_sees_peer_hangup, teardown),
+        cmocka_unit_test_teardown(test_events_reset_inside_callback_stops_dispatch, teardown),
         cmocka_unit_test_teardown(test_events_timers_fire_in_order, teardown),
         cmocka_unit_test_teardown(test_events_timer_set_again_moves_and_cancel_removes, teardown),
         cmocka_unit_test_teardown(test_events_timer_rearming_itself_runs_once_per_round, teardown),
