@@ -118,12 +118,21 @@ static const char *ms_basename(const char *path)
     return slash ? slash + 1 : path;
 }
 
-/* ms_check_fd - is this descriptor open? */
-static int ms_check_fd(int fd)
+/* ms_check_status_fd - is the status descriptor a pipe? */
+static int ms_check_status_fd(int fd)
 {
     struct stat st;
 
-    return fstat(fd, &st) == 0;
+    return fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode);
+}
+
+/* ms_check_listen_fd - is this descriptor a listening socket? */
+static int ms_check_listen_fd(int fd)
+{
+    int on = 0;
+    socklen_t len = sizeof(on);
+
+    return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0 && on;
 }
 
 /* ms_drop_privileges - chroot and setgroups/setgid/setuid, verified */
@@ -260,10 +269,10 @@ static void ms_init(int argc, char **argv, const mail_server_hooks *hooks)
     ms_open_log(prog);
 
     if (!ms_standalone) {
-        if (!ms_check_fd(MAIL_SERVER_STATUS_FD))
+        if (!ms_check_status_fd(MAIL_SERVER_STATUS_FD))
             msg_fatal("not started by master (no status descriptor); use -S to run stand-alone");
         for (int i = 0; i < ms_listen_count; i++)
-            if (!ms_check_fd(MAIL_SERVER_LISTEN_FD + i))
+            if (!ms_check_listen_fd(MAIL_SERVER_LISTEN_FD + i))
                 msg_fatal("not started by master (no listening socket %d)", i);
     }
     memset(&sa, 0, sizeof(sa));
