@@ -571,3 +571,46 @@ def test_daemon_refuses_to_run_without_master(kite):
                        timeout=30, env=kite.env(), **kite._user_kwargs())
     assert p.returncode != 0
     kite.wait_log(r"fatal: not started by master")
+
+
+def test_ipv6_literal_inet_service(kite):
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    kite.set(inet_protocols="all")
+    kite.master_cf(f"[::1]:{kite.port} inet n - n - - testd echo\n")
+    kite.start()
+    s = socket.create_connection(("::1", kite.port), timeout=10)
+    assert s.recv(100).startswith(b"hello pid=")
+    s.close()
+
+
+def test_root_real_smtpd_chrooted_as_mail_owner_and_local_stays_root(kite):
+    """With the real daemons (once built): smtpd as mail_owner in the chroot, local as root."""
+    from conftest import LIBEXEC
+    if not (LIBEXEC / "smtpd").exists() or not (LIBEXEC / "local").exists():
+        pytest.skip("smtpd and local are not built yet")
+    kite.as_root_with_mail_owner()
+    import pwd
+    owner = pwd.getpwnam("kite")
+    text = kite.default_master_cf().replace(f"127.0.0.1:{kite.port} inet n - n", f"127.0.0.1:{kite.port} inet n - y")
+    kite.master_cf(text)
+    kite.start()
+    s = kite.connect()
+    assert s.recv(512).startswith(b"220")
+    smtpd = wait_until(lambda: kite.children(f"127.0.0.1:{kite.port}"), what="smtpd child")
+    for pid, info in smtpd:
+        assert info["uids"] == [owner.pw_uid] * 4
+        assert info["root"] == str(kite.queue_dir)
+    # Wake local up by connecting to its socket, then look at it.
+    u = socket.socket(socket.AF_UNIX)
+    u.connect(str(kite.queue_dir / "private" / "local"))
+    local = wait_until(lambda: kite.children("local"), what="local child")
+    for pid, info in local:
+        assert info["uid"] == 0
+        assert info["root"] == "/"
+    assert proc_info(kite.master_pid())["uid"] == 0
+    u.close()
+    s.close()
