@@ -98,9 +98,15 @@ $(BUILD)/bin/mailq $(BUILD)/bin/newaliases: | $(BUILD)/bin
 $(BUILD)/bin:
 	@mkdir -p $@
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBKITE)
+# A unit test named test_<daemon>_*.c also links that daemon's objects
+# (all but main.o), so daemon-internal modules can be tested directly.
+test_daemon = $(firstword $(foreach d,$(DAEMONS),$(if $(filter test_$(d)_%,$(1)),$(d))))
+daemon_objs = $(if $(1),$(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out $(1)/main.c,$(wildcard $(1)/*.c))))
+
+.SECONDEXPANSION:
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $$(call daemon_objs,$$(call test_daemon,$$*)) $(LIBKITE)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBKITE) $(LIBS) -lcmocka
+	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(LIBKITE) $(LIBS) -lcmocka
 
 # ---- tests -----------------------------------------------------------------
 
@@ -113,7 +119,13 @@ unit-test: $(TEST_BINS)
 unit-test-san:
 	$(MAKE) SAN=1 unit-test
 
-integration-test: all
+# Small daemons built on the skeleton, used only by the integration tests.
+TEST_DAEMONS := $(patsubst tests/daemon/%.c,$(BUILD)/tests/daemon/%,$(wildcard tests/daemon/*.c))
+$(BUILD)/tests/daemon/%: $(BUILD)/obj/tests/daemon/%.o $(LIBKITE)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBKITE) $(LIBS)
+
+integration-test: all $(TEST_DAEMONS)
 	cd tests/integration && KITE_BUILD=$(abspath $(BUILD)) /usr/bin/python3 -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) .
 
 test:
