@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <strings.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -140,19 +141,16 @@ static int keyword_offered(const smtpd_session *s, const smtpd_cmd *c)
 /* ---- session ---- */
 
 /* smtpd_session_new - state for a new client */
-smtpd_session *smtpd_session_new(int fd, int in_fd, int out_fd, const char *name, const char *addr,
-                                 const char *port)
+smtpd_session *smtpd_session_new(int fd, int standalone, const char *name, const char *addr, const char *port)
 {
     smtpd_session *s = xcalloc(1, sizeof(*s));
     vbuf nb;
 
     s->fd = fd;
-    s->in = stream_open(in_fd);
-    s->out = out_fd == in_fd ? s->in : stream_open(out_fd);
-    s->standalone = out_fd != in_fd;
+    s->in = stream_open(fd);
+    s->out = s->in;
+    s->standalone = standalone;
     stream_set_timeout(s->in, 0);
-    if (s->out != s->in)
-        stream_set_timeout(s->out, 0);
     s->name = xstrdup(name);
     s->addr = xstrdup(addr);
     s->port = xstrdup(port);
@@ -178,8 +176,6 @@ void smtpd_session_free(smtpd_session *s)
     smtpd_reset(s);
     smtpd_sasl_free(s);
     smtpd_tls_free(s);
-    if (s->out != s->in)
-        stream_free(s->out);
     stream_free(s->in);
     xfree(s->name);
     xfree(s->addr);

@@ -6,6 +6,7 @@
  * service, so these calls block briefly; cleanup answers the final status
  * only after the queue file is fsync'd, and only then does smtpd say 250.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "cleanup_client.h"

@@ -59,9 +59,9 @@ typedef struct smtpd_tls smtpd_tls;
 
 typedef struct smtpd_session {
     int fd;                             /* the client connection */
-    stream *in;                         /* input (== out except with -S) */
+    stream *in;                         /* input and output: the same stream */
     stream *out;
-    int standalone;                     /* -S: stdin/stdout */
+    int standalone;                     /* -S: local submission (sendmail -bs) */
     enum smtpd_mode mode;
 
     /* Who the client is. */
@@ -126,8 +126,7 @@ typedef struct smtpd_session {
 } smtpd_session;
 
 /* ---- proto.c ---- */
-smtpd_session *smtpd_session_new(int fd, int in_fd, int out_fd, const char *name, const char *addr,
-                                 const char *port);
+smtpd_session *smtpd_session_new(int fd, int standalone, const char *name, const char *addr, const char *port);
 void smtpd_session_free(smtpd_session *s);
 /* smtpd_run - process what input there is; returns SMTPD_WANT_* */
 int smtpd_run(smtpd_session *s);
