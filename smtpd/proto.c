@@ -519,7 +519,7 @@ static void cmd_mail(smtpd_session *s, char *args)
         }
     }
     vbuf_init(&addr, 0);
-    if (parse_path(s, args, "FROM:", ADDR_ALLOW_EMPTY | (utf8 && var_smtputf8_enable ? ADDR_ALLOW_UTF8 : 0),
+    if (parse_path(s, args, "FROM:", ADDR_ALLOW_EMPTY | (var_smtputf8_enable ? ADDR_ALLOW_UTF8 : 0),
                    &addr, &rest, "MAIL FROM:<address>") < 0)
         goto out;
     while ((param = next_word(&rest)) != NULL) {
@@ -743,7 +743,7 @@ static void cmd_rcpt(smtpd_session *s, char *args)
         return;
     }
     vbuf_init(&addr, 0);
-    if (parse_path(s, args, "TO:", s->smtputf8 ? ADDR_ALLOW_UTF8 : 0, &addr, &rest, "RCPT TO:<address>") < 0)
+    if (parse_path(s, args, "TO:", var_smtputf8_enable ? ADDR_ALLOW_UTF8 : 0, &addr, &rest, "RCPT TO:<address>") < 0)
         goto out;
     while ((param = next_word(&rest)) != NULL) {
         char *eq = strchr(param, '=');

@@ -742,7 +742,7 @@ def test_relay_denied_outside_mynetworks_allowed_inside(kite):
 
 
 def test_unknown_local_recipient_rejected_at_rcpt(kite):
-    start(kite, local_recipient_maps=f"inline:{{ postmaster=x, root=x }}")
+    start(kite, local_recipient_maps=f"inline:{{postmaster=x, root=x}}")
     r = Raw(kite.port)
     r.cmd("EHLO c.example")
     r.cmd("MAIL FROM:<a@example.org>")
