@@ -8,12 +8,15 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cleanup_client.h"
 #include "msg.h"
 #include "smtpd.h"
 
-#define CLEANUP_SERVICE "private/cleanup"
+/* master.cf's sample runs cleanup as a public service (private = n), as Postfix does. */
+#define CLEANUP_PUBLIC  "public/cleanup"
+#define CLEANUP_PRIVATE "private/cleanup"
 
 struct smtpd_queue {
     cleanup_client *client;
@@ -22,8 +25,12 @@ struct smtpd_queue {
 /* smtpd_queue_open - connect to cleanup; learn the queue ID */
 int smtpd_queue_open(smtpd_session *s, vbuf *err)
 {
-    cleanup_client *c = cleanup_open(CLEANUP_SERVICE, 0, err);
+    cleanup_client *c = cleanup_open(CLEANUP_PUBLIC, 0, err);
 
+    if (c == NULL && access(CLEANUP_PUBLIC, F_OK) < 0) {
+        vbuf_reset(err);
+        c = cleanup_open(CLEANUP_PRIVATE, 0, err);
+    }
     if (c == NULL)
         return -1;
     s->queue = (smtpd_queue *) c;

@@ -37,7 +37,7 @@ enum smtpd_mode {
 };
 
 /* Per-verb counters for the "disconnect from" line. */
-#define SMTPD_NCOUNT 20
+#define SMTPD_NCOUNT 32
 
 /* Body types (RFC 6152, RFC 3030). */
 #define SMTPD_BODY_NONE   0

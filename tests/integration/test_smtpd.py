@@ -29,15 +29,26 @@ SMTPD_ONLY = "{addr} inet n - n - - smtpd{opts}\ncleanup unix n - n - 0 cleanup\
 # ---- helpers ------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def show_log_on_failure(kite):
+    yield
+    print("--- maillog ---\n" + kite.log_tail(60))
+
+
 def master_cf(kite, extra="", opts="", maxproc="-"):
     text = f"127.0.0.1:{kite.port} inet n - n - {maxproc} smtpd{opts}\n"
     text += "cleanup unix n - n - 0 cleanup\n" + extra
     kite.master_cf(text)
 
 
+USERS = ["alice", "bob", "carol", "a1", "a2", "a3", "blocked", "later"]
+
+
 def start(kite, **params):
+    # The recipients these tests use, as a plain table.
+    (kite.confdir / "vmailbox").write_text("".join(f"{u}@sandbox.test {u}/\n" for u in USERS))
     base = dict(smtpd_greet_pause_ms=0, smtpd_error_sleep_time="0s", smtpd_sasl_failure_delay="0s",
-                smtpd_peername_lookup="no")
+                smtpd_peername_lookup="no", virtual_mailbox_maps=f"texthash:{kite.confdir}/vmailbox")
     base.update(params)
     kite.set(**base)
     if not kite._master_cf:
