@@ -71,7 +71,7 @@ out:
 
 int main(int argc, char **argv)
 {
-    static const mail_server_hooks hooks = {NULL, NULL, NULL, 0};
+    static const mail_server_hooks hooks = {NULL, NULL, NULL, 0, 0};
 
     single_server_main(argc, argv, bounce_service, &hooks);
 }

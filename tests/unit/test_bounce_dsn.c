@@ -16,7 +16,10 @@
 
 #include <cmocka.h>
 
-#include "../../bounce/dsn.c"
+#include "../../bounce/bounce.h"
+#include "mymalloc.h"
+#include "qfile.h"
+#include "vbuf.h"
 
 #define GOLDEN_DIR "tests/unit/golden/"
 
