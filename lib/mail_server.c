@@ -188,6 +188,10 @@ static void ms_open_log(const char *prog)
     if (*var_maillog_file) {
         if (msg_logfile_open(var_maillog_file) < 0)
             msg_fatal("open maillog_file %s: %m", var_maillog_file);
+    } else if (getenv("KITE_LOG_STDERR") != NULL && !ms_standalone) {
+        /* kite start-fg without maillog_file: master's stderr is the log. */
+        msg_stderr(1);
+        return;
     } else {
         msg_syslog_open();
     }
