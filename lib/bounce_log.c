@@ -115,6 +115,24 @@ static void bounce_log_encode(vbuf *out, const deliver_rcpt *rcpt, const deliver
     vbuf_release(&payload);
 }
 
+/* bounce_log_mkdirs - create the missing hash subdirectories above PATH (not the queue itself) */
+static int bounce_log_mkdirs(const char *path)
+{
+    char *copy = xstrdup(path);
+    char *first = strchr(copy, '/');
+    int ret = 0;
+
+    /* "defer/A/ID": the queue directory must exist; levels below it are made here. */
+    for (char *p = first ? strchr(first + 1, '/') : NULL; p && ret == 0; p = strchr(p + 1, '/')) {
+        *p = 0;
+        if (mkdir(copy, 0700) < 0 && errno != EEXIST)
+            ret = -1;
+        *p = '/';
+    }
+    xfree(copy);
+    return ret;
+}
+
 /* bounce_log_append - add one record to LOGQUEUE/ID and fsync it; 0 or -1 */
 int bounce_log_append(const char *log_queue, const char *queue_id, const deliver_rcpt *rcpt,
                       const deliver_result *res)
@@ -137,6 +155,8 @@ int bounce_log_append(const char *log_queue, const char *queue_id, const deliver
         goto out;
     }
     fd = open(vbuf_str(&path), O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == ENOENT && bounce_log_mkdirs(vbuf_str(&path)) == 0)
+        fd = open(vbuf_str(&path), O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
         msg_warn("%s: open %s: %m", queue_id, vbuf_str(&path));
         goto out;
