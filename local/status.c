@@ -66,7 +66,7 @@ void local_result(local_ctx *c, const char *target, const local_status *st)
                  : st->status == DELIVER_DEFER ? "delayed"
                                                : "failed";
     res.reason = (char *) vbuf_str(&st->reason);
-    res.relay = "local";
+    res.relay = c->msg->req->transport && *c->msg->req->transport ? c->msg->req->transport : "local";
     /* The log names the target; orig_to names what the sender wrote when it differs. */
     r.address = (char *) target;
     r.orig = strcmp(target, orig) != 0 ? (char *) orig : NULL;
