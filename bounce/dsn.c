@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "bounce.h"
+#include "deliver.h"
 #include "mymalloc.h"
 #include "qfile.h"
 #include "vbuf.h"
@@ -32,15 +33,16 @@ static int dsn_entry_wanted(int kind, const bounce_log_entry *e)
 {
     int notify = e->rcpt.notify;
 
+    /* The log a record sits in says what happened; NOTIFY says who wants to hear it. */
     if (notify & QF_NOTIFY_NEVER)
         return 0;
     switch (kind) {
     case DSN_KIND_FAILURE:
-        return e->result.status == 2 && (notify == 0 || (notify & QF_NOTIFY_FAILURE));
+        return notify == 0 || (notify & QF_NOTIFY_FAILURE);
     case DSN_KIND_DELAY:
-        return e->result.status == 1 && (notify == 0 || (notify & QF_NOTIFY_DELAY));
+        return e->result.status != DELIVER_OK && (notify == 0 || (notify & QF_NOTIFY_DELAY));
     case DSN_KIND_SUCCESS:
-        return e->result.status == 0 && (notify & QF_NOTIFY_SUCCESS);
+        return e->result.status == DELIVER_OK && (notify & QF_NOTIFY_SUCCESS);
     }
     return 0;
 }
@@ -182,7 +184,10 @@ static void dsn_human(dsn_out *o, const dsn_notice *n)
 /* dsn_action - the Action field: the agent's, or what the kind implies */
 static const char *dsn_action(const dsn_notice *n, const bounce_log_entry *e)
 {
-    if (e->result.action && *e->result.action)
+    /* A recipient in a failure notice failed, whatever the last attempt said (e.g. expiry). */
+    if (n->kind == DSN_KIND_FAILURE)
+        return "failed";
+    if (e->result.action && *e->result.action && strcmp(e->result.action, "failed") != 0)
         return e->result.action;
     return n->kind == DSN_KIND_FAILURE ? "failed" : n->kind == DSN_KIND_DELAY ? "delayed" : "delivered";
 }

@@ -93,7 +93,8 @@ void local_recipient(local_ctx *c)
         goto out_plain;
     }
     if (at && !local_domain_is_local(at + 1)) {
-        if (local_virtual_domain(at + 1))
+        /* The request's own recipient in a virtual domain is ours; list members go on via the queue. */
+        if (c->depth == 0 && local_virtual_domain(at + 1))
             local_virtual(c);
         else
             local_forward_add(c, c->address);
