@@ -42,6 +42,8 @@ static int lock_fd = -1;
 static time_t stop_deadline;
 static int stop_killed;
 
+#define MASTER_READY_TOKEN "kite-master-ready\n"
+
 /* master_now - the current time */
 time_t master_now(void)
 {
@@ -329,6 +331,10 @@ static void detach_stdio(void)
     if (dup2(fd, STDIN_FILENO) < 0 || dup2(fd, STDOUT_FILENO) < 0)
         msg_fatal("dup2: %m");
     if (!master_foreground) {
+        /* Tell kite start that every listener is open, then let go of stderr. */
+        if (write(STDERR_FILENO, MASTER_READY_TOKEN, sizeof(MASTER_READY_TOKEN) - 1) < 0) {
+            /* kite start went away; nobody is waiting for the token. */
+        }
         msg_stderr(0);
         if (dup2(fd, STDERR_FILENO) < 0)
             msg_fatal("dup2: %m");
