@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cleanup_client.h"
+#include "conf.h"
 #include "deliver.h"
 #include "local.h"
 #include "msg.h"
@@ -117,7 +118,9 @@ static void forward_path_expand(vbuf *out, const char *tmpl, const local_ctx *c,
 /* local_forward - deliver through U's .forward if there is one; 1 handled, 0 none */
 int local_forward(local_ctx *c, const local_user *u)
 {
-    char *list = xstrdup(var_forward_path), *cur = list, *tmpl;
+    /* forward_path's $home, $user... are ours to fill in: take it unexpanded. */
+    const char *raw = conf_lookup_raw("forward_path");
+    char *list = xstrdup(raw ? raw : "$home/.forward"), *cur = list, *tmpl;
     vbuf path, text, why;
     local_status st;
     int handled = 0;

@@ -219,7 +219,8 @@ static void pipe_child(void *ctx, local_status *st)
         ;
     if (j->out_fd >= 0)
         (void) close(j->out_fd);
-    vbuf_trim(&j->output);
+    while (j->output.len > 0 && strchr(" \t\r\n", j->output.data[j->output.len - 1]))
+        vbuf_truncate(&j->output, j->output.len - 1);
     local_pipe_exit_status(wstatus, j->timed_out, j->command, vbuf_str(&j->output), st);
     vbuf_release(&j->output);
 }
