@@ -98,9 +98,15 @@ $(BUILD)/bin/mailq $(BUILD)/bin/newaliases: | $(BUILD)/bin
 $(BUILD)/bin:
 	@mkdir -p $@
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBKITE)
+# A unit test named test_<daemon>_*.c also links that daemon's objects
+# (all but main.o), so daemon-internal modules can be tested directly.
+test_daemon = $(firstword $(foreach d,$(DAEMONS),$(if $(filter test_$(d)_%,$(1)),$(d))))
+daemon_objs = $(if $(1),$(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out $(1)/main.c,$(wildcard $(1)/*.c))))
+
+.SECONDEXPANSION:
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $$(call daemon_objs,$$(call test_daemon,$$*)) $(LIBKITE)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBKITE) $(LIBS) -lcmocka
+	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(LIBKITE) $(LIBS) -lcmocka
 
 # ---- tests -----------------------------------------------------------------
 
