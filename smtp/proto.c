@@ -57,6 +57,7 @@ typedef struct attempt {
     vbuf last_reason;
     vbuf last_diag;
     vbuf last_mta;
+    int retry_plain;                    /* level may: the handshake failed */
 } attempt;
 
 static smtp_session *cached_session;
@@ -131,9 +132,9 @@ static void session_free(smtp_session *ss)
 {
     if (ss == NULL)
         return;
+    smtp_tls_session_free(ss);
     if (ss->s)
         stream_close(ss->s);
-    smtp_tls_session_free(ss);
     xfree(ss->host);
     xfree(ss->cache_key);
     vbuf_release(&ss->relay);
@@ -397,6 +398,8 @@ static smtp_session *session_open(attempt *at, const smtp_addr *a, int port, con
 
             if (tls_rc < 0) {
                 remember_failure(at, DELIVER_DEFER, "4.7.5", vbuf_str(&why), NULL, NULL);
+                if (tls_rc == -2)
+                    at->retry_plain = 1;
                 goto fail;
             }
             code = helo(ss, &r);
@@ -1071,7 +1074,14 @@ void smtp_deliver(deliver_request *req, stream *qmgr)
         for (size_t i = 0; i < list.count && !all_done(&at); i++) {
             if (var_smtp_mx_session_limit > 0 && sessions >= var_smtp_mx_session_limit)
                 break;
+            at.retry_plain = 0;
             ss = session_open(&at, &list.addrs[i], port, NULL, req->nexthop, tls_level);
+            if (ss == NULL && at.retry_plain) {
+                /* Opportunistic TLS that fails falls back to plaintext. */
+                msg_info("%s: TLS handshake failed with %s; trying again without TLS", req->queue_id,
+                         list.addrs[i].host);
+                ss = session_open(&at, &list.addrs[i], port, NULL, req->nexthop, SMTP_TLS_NONE);
+            }
             if (ss == NULL)
                 continue;
             sessions++;

@@ -12,15 +12,18 @@
 
 #include "smtp.h"
 
-#define SMTP_TLS_NONE    0
-#define SMTP_TLS_MAY     1
-#define SMTP_TLS_ENCRYPT 2
-#define SMTP_TLS_VERIFY  3
-#define SMTP_TLS_SECURE  4
+#include "tls.h"
+
+/* The levels are tls.h's. */
+#define SMTP_TLS_NONE    TLS_LEV_NONE
+#define SMTP_TLS_MAY     TLS_LEV_MAY
+#define SMTP_TLS_ENCRYPT TLS_LEV_ENCRYPT
+#define SMTP_TLS_VERIFY  TLS_LEV_VERIFY
+#define SMTP_TLS_SECURE  TLS_LEV_SECURE
 
 void smtp_tls_init(void);
 int smtp_tls_level_for(const char *nexthop);
-/* smtp_starttls - STARTTLS + handshake + checks; 0, or -1 with why */
+/* smtp_starttls - STARTTLS + handshake + checks; 0, -1 (why), -2 (may: retry plain) */
 int smtp_starttls(smtp_session *ss, const char *nexthop, int level, vbuf *why);
 void smtp_tls_session_free(smtp_session *ss);
 
