@@ -219,7 +219,7 @@ class _SinkLMTP(_SinkMixin, LMTP):
 class _Controller(Controller):
     def __init__(self, sink, **kw):
         self.sink = sink
-        super().__init__(_Handler(sink), hostname="127.0.0.1", port=sink.port, **kw)
+        super().__init__(_Handler(sink), hostname=sink.host, port=sink.port, **kw)
 
     def factory(self):
         cls = _SinkLMTP if self.sink.config.lmtp else _SinkSMTP
@@ -235,8 +235,9 @@ class _Controller(Controller):
 class Sink:
     """Start with Sink(port=N, **config); .messages, .dialogue, .stop()."""
 
-    def __init__(self, port, **config):
+    def __init__(self, port, host="127.0.0.1", **config):
         self.port = port
+        self.host = host
         self.config = SinkConfig(**config)
         self.messages = []
         self.dialogue = []          # (text, pending_flag)
