@@ -119,7 +119,13 @@ unit-test: $(TEST_BINS)
 unit-test-san:
 	$(MAKE) SAN=1 unit-test
 
-integration-test: all
+# Small daemons built on the skeleton, used only by the integration tests.
+TEST_DAEMONS := $(patsubst tests/daemon/%.c,$(BUILD)/tests/daemon/%,$(wildcard tests/daemon/*.c))
+$(BUILD)/tests/daemon/%: $(BUILD)/obj/tests/daemon/%.o $(LIBKITE)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBKITE) $(LIBS)
+
+integration-test: all $(TEST_DAEMONS)
 	cd tests/integration && KITE_BUILD=$(abspath $(BUILD)) /usr/bin/python3 -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) .
 
 test:

@@ -83,6 +83,8 @@ typedef struct attr_data {
 #define ATTR_SPEC_INT(n, f, p)  {(n), ATTR_TYPE_INT, (f), (p)}
 #define ATTR_SPEC_DATA(n, f, p) {(n), ATTR_TYPE_DATA, (f), (p)}
 #define ATTR_SPEC_END           {NULL, 0, 0, NULL}
+/* A descriptor: out (int *) gets its number; the list owns it until attr_take_fd. */
+#define ATTR_SPEC_FD(n, f, p)   {(n), ATTR_TYPE_FD, (f), (p)}
 
 int attr_scan(const attr_list *list, const attr_spec *specs);
 

@@ -23,6 +23,8 @@
 #define MAIL_QUEUE_DEFER    "defer"
 #define MAIL_QUEUE_TRACE    "trace"
 
+/* mail_queue_id_ok - a plausible queue file name (no '/', no leading '.', bounded) */
+int mail_queue_id_ok(const char *id);
 /* mail_queue_path - the relative path of ID in queue (hashed if configured) */
 void mail_queue_path(vbuf *out, const char *queue, const char *id);
 /* mail_queue_move - rename ID from one queue to another, then fsync the target dir */

@@ -36,6 +36,7 @@ typedef struct mail_server_hooks {
     void (*post_jail)(const char *service, char **argv);
     void (*pre_exit)(void);
     int keep_root;                      /* local: stays root (unpriv=n) */
+    int unlimited;                      /* ignore max_use and max_idle (qmgr) */
 } mail_server_hooks;
 
 typedef void (*single_service_fn)(stream *client, const char *service, char **argv);
@@ -58,5 +59,35 @@ const char *mail_server_type(void);
 int mail_server_connect(const char *path, int timeout);
 /* mail_trigger - send {request = request} to a public service, no reply */
 int mail_trigger(const char *path, const char *request);
+
+/*
+ * How master starts a daemon (the skeleton reads these; daemons need not):
+ *
+ *   -u      unpriv=y: drop to mail_owner (always done unless keep_root)
+ *   -r      chroot=y: chroot to queue_directory (only when started as root)
+ *   -s N    N listening sockets (default 1; an inet service gets one per
+ *           address in inet_interfaces)
+ *
+ * Descriptors: the listening sockets are MAIL_SERVER_LISTEN_FD and up
+ * (non-blocking; several children accept on them); MAIL_SERVER_STATUS_FD is
+ * the write end of the service's status pipe. A child writes one
+ * mail_server_status record per state change (atomic on a pipe) and sees
+ * POLLERR on the status descriptor when master is gone. SIGTERM asks a
+ * child to finish its current client and exit.
+ */
+#define MAIL_SERVER_STATUS_FD  5
+#define MAIL_SERVER_LISTEN_FD  6
+#define MAIL_SERVER_MAX_LISTEN 16
+
+#define MAIL_SERVER_STAT_AVAIL 0        /* waiting for a client */
+#define MAIL_SERVER_STAT_BUSY  1        /* serving; master may spawn another */
+
+typedef struct mail_server_status {
+    int pid;
+    int status;                         /* MAIL_SERVER_STAT_* */
+} mail_server_status;
+
+/* mail_server_args - master.cf arguments left after the skeleton's options */
+char **mail_server_args(void);
 
 #endif

@@ -1,0 +1,356 @@
+/*
+ * mail_queue - the queue directory (see mail_queue.h): hashed paths, moves
+ * that are one rename followed by fsync of the directories, scanning, and
+ * creating/repairing the layout with owners and modes.
+ *
+ * Trusts: queue IDs given by callers only after mail_queue_id_ok(); the
+ * directory tree is examined with lstat/O_NOFOLLOW, so a link planted in
+ * the queue is reported, never followed.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mail_queue.h"
+#include "msg.h"
+#include "mymalloc.h"
+#include "params.h"
+#include "strutil.h"
+#include "vbuf.h"
+
+#define MAIL_QUEUE_ID_MAX 64
+
+/* mail_queue_id_ok - a plausible queue file name */
+int mail_queue_id_ok(const char *id)
+{
+    size_t len = strlen(id);
+
+    if (len == 0 || len > MAIL_QUEUE_ID_MAX || id[0] == '.')
+        return 0;
+    for (const char *p = id; *p; p++)
+        if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' ||
+              *p == '-' || *p == '.'))
+            return 0;
+    return 1;
+}
+
+/* queue_is_hashed - is this queue listed in hash_queue_names? */
+static int queue_is_hashed(const char *queue)
+{
+    char *copy, *cursor, *tok;
+    int found = 0;
+
+    if (var_hash_queue_names == NULL)
+        return 0;
+    copy = xstrdup(var_hash_queue_names);
+    cursor = copy;
+    while (!found && (tok = str_token(&cursor, CHARS_COMMA_SPACE)) != NULL)
+        found = strcmp(tok, queue) == 0;
+    xfree(copy);
+    return found;
+}
+
+/* hash_depth - levels used for this queue */
+static int hash_depth(const char *queue)
+{
+    long depth = var_hash_queue_depth;
+
+    if (!queue_is_hashed(queue))
+        return 0;
+    return depth < 1 ? 1 : depth > 4 ? 4 : (int) depth;
+}
+
+/* append_hash - "X/Y/" from the last characters of the ID */
+static void append_hash(vbuf *out, const char *queue, const char *id)
+{
+    size_t len = strlen(id);
+    int depth = hash_depth(queue);
+
+    for (int i = 0; i < depth && (size_t) i < len; i++) {
+        vbuf_putc(out, id[len - 1 - (size_t) i]);
+        vbuf_putc(out, '/');
+    }
+}
+
+/* mail_queue_path - the relative path of ID in queue */
+void mail_queue_path(vbuf *out, const char *queue, const char *id)
+{
+    vbuf_reset(out);
+    vbuf_puts(out, queue);
+    vbuf_putc(out, '/');
+    append_hash(out, queue, id);
+    vbuf_puts(out, id);
+}
+
+/* fsync_dir - make a rename in this directory durable */
+static int fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int ret;
+
+    if (fd < 0)
+        return -1;
+    ret = fsync(fd);
+    close(fd);
+    return ret;
+}
+
+/* make_hash_dirs - create missing hash levels of a path's directory */
+static int make_hash_dirs(const char *path)
+{
+    char *copy = xstrdup(path);
+    char *slash = strchr(copy, '/');
+
+    /* Skip the queue itself; create each deeper level. */
+    while (slash && (slash = strchr(slash + 1, '/')) != NULL) {
+        *slash = 0;
+        if (mkdir(copy, 0700) < 0 && errno != EEXIST) {
+            xfree(copy);
+            return -1;
+        }
+        *slash = '/';
+    }
+    xfree(copy);
+    return 0;
+}
+
+/* dir_of - the directory part of a relative path */
+static void dir_of(vbuf *out, const char *path)
+{
+    const char *slash = strrchr(path, '/');
+
+    vbuf_reset(out);
+    if (slash)
+        vbuf_append(out, path, (size_t) (slash - path));
+    else
+        vbuf_putc(out, '.');
+}
+
+/* mail_queue_move - rename ID between queues, then fsync both directories */
+int mail_queue_move(const char *id, const char *from, const char *to)
+{
+    vbuf src, dst, dir;
+    int ret = -1;
+    int saved;
+
+    if (!mail_queue_id_ok(id)) {
+        errno = EINVAL;
+        return -1;
+    }
+    vbuf_init(&src, 0);
+    vbuf_init(&dst, 0);
+    vbuf_init(&dir, 0);
+    mail_queue_path(&src, from, id);
+    mail_queue_path(&dst, to, id);
+    if (rename(vbuf_str(&src), vbuf_str(&dst)) < 0) {
+        if (errno != ENOENT || make_hash_dirs(vbuf_str(&dst)) < 0 ||
+            rename(vbuf_str(&src), vbuf_str(&dst)) < 0)
+            goto done;
+    }
+    dir_of(&dir, vbuf_str(&dst));
+    if (fsync_dir(vbuf_str(&dir)) < 0)
+        goto done;
+    dir_of(&dir, vbuf_str(&src));
+    if (fsync_dir(vbuf_str(&dir)) < 0)
+        goto done;
+    ret = 0;
+done:
+    saved = errno;
+    vbuf_release(&src);
+    vbuf_release(&dst);
+    vbuf_release(&dir);
+    errno = saved;
+    return ret;
+}
+
+/* scan_dir - collect IDs under dir, descending `levels` hash levels */
+static int scan_dir(const char *dir, int levels, char ***ids, size_t *count)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+
+    if (d == NULL)
+        return -1;
+    while ((de = readdir(d)) != NULL) {
+        const char *name = de->d_name;
+
+        if (name[0] == '.')
+            continue;
+        if (levels > 0 && name[1] == 0) {
+            vbuf sub;
+            struct stat st;
+
+            vbuf_init(&sub, 0);
+            vbuf_printf(&sub, "%s/%s", dir, name);
+            if (lstat(vbuf_str(&sub), &st) == 0 && S_ISDIR(st.st_mode)) {
+                if (scan_dir(vbuf_str(&sub), levels - 1, ids, count) < 0 && errno != ENOENT)
+                    msg_warn("scan %s: %m", vbuf_str(&sub));
+                vbuf_release(&sub);
+                continue;
+            }
+            vbuf_release(&sub);
+        }
+        if (!mail_queue_id_ok(name))
+            continue;
+        *ids = xreallocarray(*ids, *count + 1, sizeof(char *));
+        (*ids)[(*count)++] = xstrdup(name);
+    }
+    closedir(d);
+    return 0;
+}
+
+/* mail_queue_scan - call fn for every ID in queue; returns the count or -1 */
+int mail_queue_scan(const char *queue, void (*fn)(const char *queue, const char *id, void *ctx), void *ctx)
+{
+    char **ids = NULL;
+    size_t count = 0;
+
+    /* Collect first, so fn may move or remove files while we go. */
+    if (scan_dir(queue, hash_depth(queue), &ids, &count) < 0) {
+        xfree(ids);
+        return -1;
+    }
+    for (size_t i = 0; i < count; i++) {
+        fn(queue, ids[i], ctx);
+        xfree(ids[i]);
+    }
+    xfree(ids);
+    return (int) count;
+}
+
+/* The layout: name, mode, group is the setgid group. */
+static const struct queue_dir_spec {
+    const char *name;
+    mode_t mode;
+    int setgid_group;
+} queue_dirs[] = {
+    {MAIL_QUEUE_MAILDROP, 01730, 1},
+    {MAIL_QUEUE_INCOMING, 0700, 0},
+    {MAIL_QUEUE_ACTIVE, 0700, 0},
+    {MAIL_QUEUE_DEFERRED, 0700, 0},
+    {MAIL_QUEUE_HOLD, 0700, 0},
+    {MAIL_QUEUE_CORRUPT, 0700, 0},
+    {MAIL_QUEUE_BOUNCE, 0700, 0},
+    {MAIL_QUEUE_DEFER, 0700, 0},
+    {MAIL_QUEUE_TRACE, 0700, 0},
+    {"private", 0700, 0},
+    {"public", 0710, 1},
+};
+
+/* fix_dir - create or repair one directory; 0 or -1 with why */
+static int fix_dir(const char *path, mode_t mode, uid_t uid, gid_t gid, vbuf *why)
+{
+    struct stat st;
+    int fd;
+
+    if (lstat(path, &st) < 0) {
+        if (errno != ENOENT) {
+            vbuf_printf(why, "%s: %s; ", path, strerror(errno));
+            return -1;
+        }
+        if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+            vbuf_printf(why, "mkdir %s: %s; ", path, strerror(errno));
+            return -1;
+        }
+        if (lstat(path, &st) < 0) {
+            vbuf_printf(why, "%s: %s; ", path, strerror(errno));
+            return -1;
+        }
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        vbuf_printf(why, "%s exists and is not a directory; ", path);
+        return -1;
+    }
+    if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+        vbuf_printf(why, "open %s: %s; ", path, strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &st) < 0) {
+        vbuf_printf(why, "stat %s: %s; ", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (st.st_uid != uid || st.st_gid != gid) {
+        if (fchown(fd, uid, gid) < 0) {
+            vbuf_printf(why, "chown %s to %ld:%ld: %s; ", path, (long) uid, (long) gid, strerror(errno));
+            close(fd);
+            return -1;
+        }
+        msg_info("%s: owner set to %ld:%ld", path, (long) uid, (long) gid);
+    }
+    /* fchown may clear set-id bits; compare and set the mode last. */
+    if (fstat(fd, &st) == 0 && (st.st_mode & 07777) != mode) {
+        if (fchmod(fd, mode) < 0) {
+            vbuf_printf(why, "chmod %s: %s; ", path, strerror(errno));
+            close(fd);
+            return -1;
+        }
+        msg_info("%s: mode set to %04o", path, (unsigned) mode);
+    }
+    close(fd);
+    return 0;
+}
+
+/* fix_hash_dirs - repair the single-character hash levels under a queue */
+static int fix_hash_dirs(const char *dir, int levels, uid_t uid, gid_t gid, vbuf *why)
+{
+    DIR *d;
+    struct dirent *de;
+    int ret = 0;
+
+    if (levels <= 0 || (d = opendir(dir)) == NULL)
+        return 0;
+    while ((de = readdir(d)) != NULL) {
+        vbuf sub;
+        struct stat st;
+
+        if (de->d_name[0] == '.' || de->d_name[1] != 0)
+            continue;
+        vbuf_init(&sub, 0);
+        vbuf_printf(&sub, "%s/%s", dir, de->d_name);
+        if (lstat(vbuf_str(&sub), &st) == 0 && S_ISDIR(st.st_mode)) {
+            if (fix_dir(vbuf_str(&sub), 0700, uid, gid, why) < 0 ||
+                fix_hash_dirs(vbuf_str(&sub), levels - 1, uid, gid, why) < 0)
+                ret = -1;
+        }
+        vbuf_release(&sub);
+    }
+    closedir(d);
+    return ret;
+}
+
+/* mail_queue_setup - create or repair the queue layout; 0, or -1 with why */
+int mail_queue_setup(const char *queue_dir, uid_t owner, gid_t owner_gid, gid_t setgid_gid, vbuf *why)
+{
+    uid_t top_uid = geteuid() == 0 ? 0 : owner;
+    gid_t top_gid = geteuid() == 0 ? 0 : owner_gid;
+    int ret = 0;
+    vbuf path;
+
+    vbuf_reset(why);
+    /* The top is root's (as Postfix's): only master creates sockets below. */
+    if (fix_dir(queue_dir, 0755, top_uid, top_gid, why) < 0)
+        return -1;
+    vbuf_init(&path, 0);
+    for (size_t i = 0; i < sizeof(queue_dirs) / sizeof(queue_dirs[0]); i++) {
+        const struct queue_dir_spec *q = &queue_dirs[i];
+
+        vbuf_reset(&path);
+        vbuf_printf(&path, "%s/%s", queue_dir, q->name);
+        if (fix_dir(vbuf_str(&path), q->mode, owner, q->setgid_group ? setgid_gid : owner_gid, why) < 0) {
+            ret = -1;
+            continue;
+        }
+        if (hash_depth(q->name) > 0 && fix_hash_dirs(vbuf_str(&path), hash_depth(q->name), owner, owner_gid, why) < 0)
+            ret = -1;
+    }
+    vbuf_release(&path);
+    if (why->len >= 2 && strcmp(why->data + why->len - 2, "; ") == 0)
+        vbuf_truncate(why, why->len - 2);
+    return ret;
+}

@@ -1,0 +1,391 @@
+/*
+ * master - the Kite supervisor. Reads main.cf and master.cf, opens every
+ * listening socket itself, starts daemons on demand up to their process
+ * limit, restarts them, throttles crash loops, sends wakeup triggers,
+ * reloads on SIGHUP and stops gracefully on SIGTERM (SIGQUIT: at once).
+ *
+ *     master [-c confdir] [-f] [-v]
+ *
+ * -f keeps master in the foreground (kite start-fg) and logs to stderr when
+ * no maillog_file is set. Without -f, master expects `kite start` to have
+ * made it a session leader; stderr reports startup errors to `kite start`
+ * and is closed once every listener is open (that EOF means "ready").
+ *
+ * Trusts main.cf and master.cf (validated by their parsers); a lock on
+ * data_directory/master.lock keeps a second master of the same instance out.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "master.h"
+#include "msg.h"
+#include "mymalloc.h"
+#include "params.h"
+#include "vbuf.h"
+
+const char *master_confdir;
+int master_foreground;
+int master_stopping;
+static master_cf master_config;
+static int sig_pipe[2] = {-1, -1};
+static int lock_fd = -1;
+static time_t stop_deadline;
+static int stop_killed;
+
+#define MASTER_READY_TOKEN "kite-master-ready\n"
+
+/* master_now - the current time */
+time_t master_now(void)
+{
+    return time(NULL);
+}
+
+/* sig_catch - hand the signal to the main loop through the self-pipe */
+static void sig_catch(int sig)
+{
+    int saved = errno;
+    unsigned char b = (unsigned char) sig;
+
+    if (write(sig_pipe[1], &b, 1) < 0) {
+        /* Pipe full: the loop has plenty of wake-ups already. */
+    }
+    errno = saved;
+}
+
+/* sig_setup - route HUP, TERM, INT, QUIT, CHLD to the self-pipe */
+static void sig_setup(void)
+{
+    static const int sigs[] = {SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGCHLD};
+    struct sigaction sa;
+
+    if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+        msg_fatal("pipe: %m");
+    memset(&sa, 0, sizeof(sa));
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = sig_catch;
+    sa.sa_flags = SA_RESTART;
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+        if (sigaction(sigs[i], &sa, NULL) < 0)
+            msg_fatal("sigaction: %m");
+    sa.sa_handler = SIG_IGN;
+    sa.sa_flags = 0;
+    if (sigaction(SIGPIPE, &sa, NULL) < 0)
+        msg_fatal("sigaction: %m");
+}
+
+/* lock_pid_file - data_directory/master.lock: one master per instance */
+static void lock_pid_file(void)
+{
+    struct flock fl;
+    vbuf path;
+    char buf[32];
+    int n;
+
+    vbuf_init(&path, 0);
+    vbuf_printf(&path, "%s/master.lock", var_data_directory);
+    lock_fd = open(vbuf_str(&path), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0644);
+    if (lock_fd < 0)
+        msg_fatal("open lock file %s: %m", vbuf_str(&path));
+    memset(&fl, 0, sizeof(fl));
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    if (fcntl(lock_fd, F_SETLK, &fl) < 0) {
+        if (errno == EAGAIN || errno == EACCES) {
+            memset(&fl, 0, sizeof(fl));
+            fl.l_type = F_WRLCK;
+            if (fcntl(lock_fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK)
+                msg_fatal("the Kite mail system is already running (pid %ld, %s)", (long) fl.l_pid,
+                          vbuf_str(&path));
+            msg_fatal("the Kite mail system is already running (%s is locked)", vbuf_str(&path));
+        }
+        msg_fatal("lock %s: %m", vbuf_str(&path));
+    }
+    n = snprintf(buf, sizeof(buf), "%10ld\n", (long) getpid());
+    if (ftruncate(lock_fd, 0) < 0 || pwrite(lock_fd, buf, (size_t) n, 0) != n)
+        msg_fatal("write %s: %m", vbuf_str(&path));
+    vbuf_release(&path);
+}
+
+/* open_log - maillog_file, else stderr in the foreground, else syslog */
+static void open_log(void)
+{
+    vbuf tag;
+
+    vbuf_init(&tag, 256);
+    vbuf_printf(&tag, "%s/master", var_syslog_name);
+    msg_init(vbuf_str(&tag));
+    vbuf_release(&tag);
+    msg_logfile_close();
+    msg_syslog_close();
+    if (*var_maillog_file) {
+        if (msg_logfile_open(var_maillog_file) < 0)
+            msg_fatal("open maillog_file %s: %m", var_maillog_file);
+    } else if (!master_foreground) {
+        msg_syslog_open();
+    }
+}
+
+/* check_mail_owner - as root, mail_owner must exist and not be root */
+static void check_identity(void)
+{
+    struct passwd *pw;
+
+    if (geteuid() != 0) {
+        pw = getpwuid(geteuid());
+        msg_info("running as non-root user %s (uid %ld): all services run as this user, without chroot",
+                 pw ? pw->pw_name : "?", (long) geteuid());
+        return;
+    }
+    if ((pw = getpwnam(var_mail_owner)) == NULL)
+        msg_fatal("mail_owner \"%s\" does not exist; create it (see INSTALL)", var_mail_owner);
+    if (pw->pw_uid == 0 || pw->pw_gid == 0)
+        msg_fatal("mail_owner \"%s\" has root privileges; it must be an unprivileged user", var_mail_owner);
+}
+
+/* read_master_cf - parse CONFDIR/master.cf, logging every problem */
+static int read_master_cf(master_cf *cf)
+{
+    vbuf path;
+    int errors;
+
+    vbuf_init(&path, 0);
+    vbuf_printf(&path, "%s/master.cf", master_confdir);
+    master_cf_init(cf);
+    errors = master_cf_read(cf, vbuf_str(&path));
+    for (size_t i = 0; i < cf->nerrors; i++)
+        msg_error("%s", cf->errors[i]);
+    vbuf_release(&path);
+    return errors;
+}
+
+/* reload - SIGHUP: new main.cf and master.cf, keep unchanged listeners */
+static void reload(void)
+{
+    master_cf fresh;
+
+    conf_reset();
+    if (conf_load(master_confdir) > 0)
+        msg_warn("reload: %s/main.cf has errors; using defaults for the bad values", master_confdir);
+    open_log();
+    if (read_master_cf(&fresh) > 0) {
+        msg_error("reload: %s/master.cf has errors; keeping the running services", master_confdir);
+        master_cf_free(&fresh);
+        master_child_env_init();
+        return;
+    }
+    master_child_env_init();
+    master_services_reload(&fresh);
+    master_cf_free(&master_config);
+    master_config = fresh;
+    msg_info("reload -- version %s, configuration %s", var_mail_version, master_confdir);
+}
+
+/* begin_stop - stop taking clients, let children finish within the deadline */
+static void begin_stop(int sig)
+{
+    if (master_stopping)
+        return;
+    msg_info("terminating on signal %d", sig);
+    master_stopping = 1;
+    master_services_close_all();
+    master_retire_children(NULL);
+    stop_deadline = master_now() + var_master_stop_timeout;
+}
+
+/* handle_signals - drain the self-pipe and act on each signal */
+static void handle_signals(void)
+{
+    unsigned char buf[64];
+    ssize_t n;
+
+    while ((n = read(sig_pipe[0], buf, sizeof(buf))) > 0) {
+        for (ssize_t i = 0; i < n; i++) {
+            switch (buf[i]) {
+            case SIGCHLD:
+                master_reap();
+                break;
+            case SIGHUP:
+                if (!master_stopping)
+                    reload();
+                break;
+            case SIGTERM:
+            case SIGINT:
+                begin_stop(buf[i]);
+                break;
+            case SIGQUIT:
+                msg_info("aborting on signal %d", SIGQUIT);
+                master_stopping = 1;
+                master_services_close_all();
+                master_kill_all(SIGKILL);
+                stop_deadline = master_now();
+                stop_killed = 1;
+                break;
+            }
+        }
+    }
+}
+
+/* main_loop - wait for signals, status reports, clients and timers */
+static void main_loop(void)
+{
+    struct pollfd *pfd = NULL;
+    master_service **owner = NULL;
+    size_t cap = 0;
+
+    for (;;) {
+        size_t n = 0, need = 1;
+        time_t now = master_now(), next = 0;
+        int timeout;
+
+        master_reap();
+        if (master_stopping) {
+            if (master_procs == NULL)
+                break;
+            if (now >= stop_deadline && !stop_killed) {
+                msg_warn("stop deadline reached: killing the remaining processes");
+                master_kill_all(SIGKILL);
+                stop_killed = 1;
+            }
+            next = stop_killed ? now + 1 : stop_deadline;
+        }
+        for (master_service *s = master_services; s; s = s->next) {
+            need += 1 + (size_t) s->listen_count;
+            if (s->throttled_until && s->throttled_until <= now)
+                s->throttled_until = 0;
+            if (!master_stopping && s->next_wakeup && s->next_wakeup <= now) {
+                if (s->throttled_until == 0)
+                    master_wakeup(s);
+                s->next_wakeup = now + s->ent->wakeup;
+            }
+            if (!master_stopping && s->next_wakeup && (next == 0 || s->next_wakeup < next))
+                next = s->next_wakeup;
+            if (s->throttled_until && (next == 0 || s->throttled_until < next))
+                next = s->throttled_until;
+        }
+        if (need > cap) {
+            cap = need * 2;
+            pfd = xreallocarray(pfd, cap, sizeof(*pfd));
+            owner = xreallocarray(owner, cap, sizeof(*owner));
+        }
+        pfd[n].fd = sig_pipe[0];
+        pfd[n].events = POLLIN;
+        owner[n++] = NULL;
+        for (master_service *s = master_services; s; s = s->next) {
+            pfd[n].fd = s->status_rd;
+            pfd[n].events = POLLIN;
+            owner[n++] = s;
+            if (master_should_listen(s))
+                for (int i = 0; i < s->listen_count; i++) {
+                    pfd[n].fd = s->listen_fd[i];
+                    pfd[n].events = POLLIN;
+                    owner[n++] = s;
+                }
+        }
+        timeout = next == 0 ? -1 : next <= now ? 0 : (int) ((next - now) * 1000);
+        if (poll(pfd, (nfds_t) n, timeout) < 0) {
+            if (errno == EINTR)
+                continue;
+            msg_fatal("poll: %m");
+        }
+        if (pfd[0].revents)
+            handle_signals();
+        for (size_t i = 1; i < n; i++) {
+            master_service *s = owner[i];
+            int still_there = 0;
+
+            if (pfd[i].revents == 0)
+                continue;
+            /* A reload in handle_signals may have removed the service. */
+            for (master_service *t = master_services; t; t = t->next)
+                if (t == s)
+                    still_there = 1;
+            if (!still_there)
+                continue;
+            if (pfd[i].fd == s->status_rd)
+                master_status_read(s);
+            else if (master_should_listen(s))
+                master_spawn(s);
+        }
+    }
+    xfree(pfd);
+    xfree(owner);
+}
+
+/* detach_stdio - stdin/stdout (and stderr unless in the foreground) to /dev/null */
+static void detach_stdio(void)
+{
+    int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+    if (fd < 0)
+        msg_fatal("open /dev/null: %m");
+    if (dup2(fd, STDIN_FILENO) < 0 || dup2(fd, STDOUT_FILENO) < 0)
+        msg_fatal("dup2: %m");
+    if (!master_foreground) {
+        /* Tell kite start that every listener is open, then let go of stderr. */
+        if (write(STDERR_FILENO, MASTER_READY_TOKEN, sizeof(MASTER_READY_TOKEN) - 1) < 0) {
+            /* kite start went away; nobody is waiting for the token. */
+        }
+        msg_stderr(0);
+        if (dup2(fd, STDERR_FILENO) < 0)
+            msg_fatal("dup2: %m");
+    }
+    close(fd);
+}
+
+int main(int argc, char **argv)
+{
+    vbuf why;
+    int ch;
+
+    msg_init("kite/master");
+    umask(022);
+    while ((ch = getopt(argc, argv, "c:fv")) != -1) {
+        switch (ch) {
+        case 'c':
+            master_confdir = optarg;
+            break;
+        case 'f':
+            master_foreground = 1;
+            break;
+        case 'v':
+            msg_verbose++;
+            break;
+        default:
+            msg_fatal("usage: master [-c confdir] [-f] [-v]");
+        }
+    }
+    if (optind != argc)
+        msg_fatal("usage: master [-c confdir] [-f] [-v]");
+    if (master_confdir == NULL)
+        master_confdir = conf_dir_default();
+    if (conf_load(master_confdir) > 0)
+        msg_fatal("%s/main.cf: configuration errors (run kite check)", master_confdir);
+    open_log();
+    check_identity();
+    if (chdir(var_queue_directory) < 0)
+        msg_fatal("chdir %s: %m (run kite check to create it)", var_queue_directory);
+    lock_pid_file();
+    if (read_master_cf(&master_config) > 0)
+        msg_fatal("%s/master.cf: configuration errors", master_confdir);
+    sig_setup();
+    vbuf_init(&why, 0);
+    if (master_services_load(&master_config, &why) < 0)
+        msg_fatal("%s", vbuf_str(&why));
+    vbuf_release(&why);
+    master_child_env_init();
+    msg_info("daemon started -- version %s, configuration %s", var_mail_version, master_confdir);
+    detach_stdio();                     /* kite start sees EOF: ready */
+    main_loop();
+    msg_info("stopped");
+    return 0;
+}
