@@ -218,7 +218,7 @@ def test_lmtp_per_recipient_replies(kite, sink_port):
                 lmtp_rcpt_final={"full@lmtp.test": "452 4.2.2 <full@lmtp.test> mailbox full"})
     try:
         kite.set(transport_maps="inline:{lmtp.test=lmtp:[127.0.0.1]:%d}" % sink_port)
-        kite.add_service("lmtp unix - - n - - smtp")
+        kite.master_cf(kite.default_master_cf() + "lmtp unix - - n - - - smtp\n")
         kite.start()
         submit(kite, ["ok@lmtp.test", "full@lmtp.test"])
         sink.wait_messages(1)
@@ -229,10 +229,10 @@ def test_lmtp_per_recipient_replies(kite, sink_port):
         sink.stop()
 
 
-def test_auth_to_relayhost_needs_tls_by_default(kite, sink_port, tmp_path):
+def test_auth_to_relayhost_needs_tls_by_default(kite, sink_port):
     sink = Sink(sink_port, auth=("relayuser", "s3cret"))
     try:
-        pw = tmp_path / "sasl_passwd"
+        pw = kite.confdir / "sasl_passwd"
         pw.write_text("[127.0.0.1]:%d relayuser:s3cret\n" % sink_port)
         relay_to(kite, sink_port, smtp_sasl_auth_enable="yes", smtp_sasl_password_maps="texthash:%s" % pw)
         kite.start()
@@ -243,10 +243,10 @@ def test_auth_to_relayhost_needs_tls_by_default(kite, sink_port, tmp_path):
         sink.stop()
 
 
-def test_auth_plain_to_relayhost(kite, sink_port, tmp_path):
+def test_auth_plain_to_relayhost(kite, sink_port):
     sink = Sink(sink_port, auth=("relayuser", "s3cret"))
     try:
-        pw = tmp_path / "sasl_passwd"
+        pw = kite.confdir / "sasl_passwd"
         pw.write_text("[127.0.0.1]:%d relayuser:s3cret\n" % sink_port)
         relay_to(kite, sink_port, smtp_sasl_auth_enable="yes", smtp_sasl_password_maps="texthash:%s" % pw,
                  smtp_sasl_security_options="noanonymous")
