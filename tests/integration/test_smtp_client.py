@@ -218,7 +218,7 @@ def test_lmtp_per_recipient_replies(kite, sink_port):
                 lmtp_rcpt_final={"full@lmtp.test": "452 4.2.2 <full@lmtp.test> mailbox full"})
     try:
         kite.set(transport_maps="inline:{lmtp.test=lmtp:[127.0.0.1]:%d}" % sink_port)
-        kite.master_cf(kite.default_master_cf() + "lmtp unix - - n - - - smtp\n")
+        kite.master_cf(kite.default_master_cf() + "lmtp unix - - n - - smtp\n")
         kite.start()
         submit(kite, ["ok@lmtp.test", "full@lmtp.test"])
         sink.wait_messages(1)
