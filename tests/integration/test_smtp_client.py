@@ -257,3 +257,78 @@ def test_auth_plain_to_relayhost(kite, sink_port):
         assert any("AUTH=<>" in t for t in sink.commands() if t.upper().startswith("MAIL"))
     finally:
         sink.stop()
+
+
+# ---- STARTTLS towards the next hop (RFC 3207) --------------------------------
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("pki")
+    subprocess.run(["sh", str(os.path.join(os.path.dirname(__file__), "..", "certs", "make-certs.sh")), str(d)],
+                   check=True)
+    os.chmod(d, 0o755)
+    for name in os.listdir(d):
+        if name.endswith(".pem"):
+            os.chmod(d / name, 0o644)
+    return d
+
+
+def server_tls(certs, name="server"):
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(certs / (name + ".pem")), str(certs / (name + ".key")))
+    return ctx
+
+
+def test_tls_may_uses_starttls_when_offered(kite, sink_port, certs):
+    sink = Sink(sink_port, tls_context=server_tls(certs))
+    try:
+        relay_to(kite, sink_port, smtp_tls_security_level="may")
+        kite.start()
+        submit(kite, "bob@remote.test")
+        sink.wait_messages(1)
+        assert "STARTTLS" in [t.upper() for t in sink.commands()]
+        kite.wait_log(r"Untrusted TLS connection established to 127\.0\.0\.1\[127\.0\.0\.1\]:%d: TLSv1\.[23] "
+                      r"with cipher" % sink_port)
+    finally:
+        sink.stop()
+
+
+def test_tls_encrypt_defers_when_not_offered(kite, sink_port):
+    sink = Sink(sink_port)
+    try:
+        relay_to(kite, sink_port, smtp_tls_security_level="encrypt")
+        kite.start()
+        submit(kite, "bob@remote.test")
+        kite.wait_log(r"to=<bob@remote\.test>, .*status=deferred \(TLS is required, but was not offered by host "
+                      r"127\.0\.0\.1\[127\.0\.0\.1\]\)")
+        assert sink.messages == []
+    finally:
+        sink.stop()
+
+
+def test_tls_verify_with_test_ca(kite, sink_port, certs):
+    sink = Sink(sink_port, tls_context=server_tls(certs))
+    try:
+        kite.set(relayhost="[localhost]:%d" % sink_port, smtp_tls_security_level="verify",
+                 smtp_tls_CAfile=str(certs / "ca.pem"), inet_protocols="ipv4")
+        kite.start()
+        submit(kite, "bob@remote.test")
+        sink.wait_messages(1)
+        kite.wait_log(r"Verified TLS connection established to localhost\[127\.0\.0\.1\]:%d" % sink_port)
+    finally:
+        sink.stop()
+
+
+def test_tls_verify_fails_with_unknown_ca(kite, sink_port, certs):
+    sink = Sink(sink_port, tls_context=server_tls(certs, "other-server"))
+    try:
+        kite.set(relayhost="[localhost]:%d" % sink_port, smtp_tls_security_level="verify",
+                 smtp_tls_CAfile=str(certs / "ca.pem"), inet_protocols="ipv4")
+        kite.start()
+        submit(kite, "bob@remote.test")
+        kite.wait_log(r"to=<bob@remote\.test>, .*status=deferred \((Server certificate not verified|TLS handshake "
+                      r"with localhost\[127\.0\.0\.1\] failed)")
+        assert sink.messages == []
+    finally:
+        sink.stop()
