@@ -39,9 +39,9 @@ def test_postfix_relays_to_kite(kite):
         with smtplib.SMTP("127.0.0.1", pf_port, timeout=30) as c:
             c.sendmail("x@elsewhere.test", ["bob@sandbox.test"], msg)
         files = kite.wait_for_files(kite.maildir_base / "bob" / "new", 1, timeout=30)
-        data = open(files[0], "rb").read() if not isinstance(files, int) else None
-        if data is not None:
-            assert b"Subject: interop-2" in data
+        data = files[0].read_bytes()
+        assert b"Subject: interop-2" in data
+        assert b"via postfix" in data
         kite.wait_log(r"to=<bob@sandbox\.test>, .*status=sent")
     finally:
         pf.stop()
