@@ -131,10 +131,48 @@ static int expand(const char *res, int ncap, const char *subject, const PCRE2_SI
     return 0;
 }
 
+/*
+ * find_delim - the pattern's closing delimiter, or NULL. A backslash escapes
+ * the next character. With classes set, a delimiter inside [...] (which
+ * could only be a broken pattern if it ended there) does not end the
+ * pattern, so "/[^@/]+/" reads as one pattern.
+ */
+static char *find_delim(char *p, char delim, int classes)
+{
+    int in_class = 0;
+
+    for (; *p; p++) {
+        if (*p == '\\') {
+            if (p[1] == 0)
+                return NULL;
+            p++;
+        } else if (in_class) {
+            if (*p == '[' && p[1] == ':') {
+                char *close = strstr(p + 2, ":]");
+
+                if (close != NULL)
+                    p = close + 1;
+            } else if (*p == ']') {
+                in_class = 0;
+            }
+        } else if (*p == delim) {
+            return p;
+        } else if (classes && *p == '[') {
+            in_class = 1;
+            /* A ']' first in the class is a literal. */
+            if (p[1] == '^')
+                p++;
+            if (p[1] == ']')
+                p++;
+        }
+    }
+    return NULL;
+}
+
 /* parse_pattern - "!/re/flags" at *cursor: compile, advance past it */
 static int parse_pattern(char **cursor, pcre_rule *r, const char *name, vbuf *err)
 {
-    char *p = *cursor, *start, *w;
+    char *p = *cursor, *start, *w, *end;
     uint32_t opts = PCRE2_CASELESS;
     PCRE2_SIZE erroff;
     PCRE2_UCHAR emsg[256];
@@ -152,20 +190,20 @@ static int parse_pattern(char **cursor, pcre_rule *r, const char *name, vbuf *er
         return -1;
     }
     start = w = ++p;
-    for (; *p && *p != delim; p++) {
-        if (*p == '\\' && p[1]) {
-            /* "\<delim>" stands for the delimiter itself. */
-            if (p[1] == delim) {
-                p++;
-            } else {
-                *w++ = *p++;
-            }
-        }
-        *w++ = *p;
-    }
-    if (*p != delim) {
+    if ((end = find_delim(p, delim, 1)) == NULL)
+        end = find_delim(p, delim, 0);
+    if (end == NULL) {
         map_seterr(err, "%s:%d: no closing regexp delimiter \"%c\"", name, r->line, delim);
         return -1;
+    }
+    for (; p < end; p++) {
+        /* "\<delim>" stands for the delimiter itself. */
+        if (*p == '\\' && p + 1 < end) {
+            if (p[1] != delim)
+                *w++ = *p;
+            p++;
+        }
+        *w++ = *p;
     }
     p++;
     for (; *p && *p != ' ' && *p != '\t'; p++) {

@@ -170,6 +170,8 @@ static const char pcre_rules[] = "# header checks\n"
                                  "/^\\s z \\s (\\d+)\n"
                                  "   \\s $/x spaced $1\n"
                                  "/^opt(ional)?-(.*)/ [$1][$2]\n"
+                                 "/^([^@/.][^@/]*)@sandbox\\.test$/\t$1/\n"
+                                 "/^[]/[:alpha:]]x$/ class-with-delimiter\n"
                                  "/^first/ one\n"
                                  "/^first/ two\n";
 
@@ -195,6 +197,11 @@ static const struct pcre_case {
     {"opt-x", "[][x]"},
     {"optional-y", "[ional][y]"},
     {"first", "one"},
+    {"joe@sandbox.test", "joe/"},
+    {".joe@sandbox.test", NULL},
+    {"/x", "class-with-delimiter"},
+    {"]x", "class-with-delimiter"},
+    {"qx", "class-with-delimiter"},
 };
 
 static void test_maps_pcre_rules_table(void **state)
