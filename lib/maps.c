@@ -157,10 +157,10 @@ int map_lines_next(map_lines *ml, vbuf *err)
             map_seterr(err, "%s:%d: NUL byte in line", ml->name, lineno);
             return -1;
         }
-        if (q == stop || *q == '#')
-            continue;                   /* blank or comment line */
         while (stop > q && (is_blank(stop[-1]) || stop[-1] == '\r'))
             stop--;
+        if (q == stop || *q == '#')
+            continue;                   /* blank or comment line */
         if (q != start && !have) {
             map_seterr(err, "%s:%d: continuation line without a line to continue", ml->name, lineno);
             return -1;
@@ -277,6 +277,11 @@ int map_source_parse(const char *name, const char *text, size_t len, int flags, 
             *p++ = 0;
             while (is_blank(*p))
                 p++;
+            if (*p == 0) {
+                map_seterr(err, "%s:%d: expected format: key whitespace value", name, ml.line);
+                r = -1;
+                break;
+            }
             value = p;
         }
         if (!(flags & MAP_KEEP_CASE))
