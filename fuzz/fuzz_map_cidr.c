@@ -23,8 +23,8 @@ static void quiet(enum msg_level level, const char *text)
 /* LLVMFuzzerTestOneInput - one cidr table */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const char *const keys[] = {"0.0.0.0",   "10.1.2.3", "255.255.255.255", "::",
-                                       "2001:db8::1", "::ffff:1.2.3.4", "[::1]", "1.2.3", "x"};
+    static const char *const keys[] = {"0.0.0.0",        "10.1.2.3", "255.255.255.255", "::", "2001:db8::1",
+                                       "::ffff:1.2.3.4", "[::1]",    "1.2.3",           "x"};
     static int init;
     vbuf err, key;
     map *m;

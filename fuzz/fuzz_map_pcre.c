@@ -40,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     m = map_open_text("pcre", "fuzz", (const char *) data, size, 0, &err);
     if (m == NULL) {
         if (err.len == 0)
-            abort();                    /* every failure says why */
+            abort(); /* every failure says why */
     } else {
         const uint8_t *nl = memchr(data, '\n', size);
         int status;
@@ -53,7 +53,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         vbuf_init(&key, 0);
         vbuf_setn(&key, data, nl ? (size_t) (nl - data) : size);
-        key.len = strlen(key.data);     /* a key is a C string */
+        key.len = strlen(key.data); /* a key is a C string */
         (void) map_lookup(m, vbuf_str(&key), &status);
         vbuf_release(&key);
         map_close(m);

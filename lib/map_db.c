@@ -29,11 +29,11 @@
 #include "vbuf.h"
 
 typedef struct db_map {
-    DB *db;                             /* NULL after a failed reopen */
+    DB *db; /* NULL after a failed reopen */
     DBTYPE type;
-    char *path;                         /* NAME.db */
-    struct stat st;                     /* of the file that is open */
-    time_t last_check;                  /* last stat() of path */
+    char *path;        /* NAME.db */
+    struct stat st;    /* of the file that is open */
+    time_t last_check; /* last stat() of path */
 } db_map;
 
 /* Berkeley DB reports details through a callback without context. */
@@ -301,9 +301,9 @@ map *map_db_open(const char *spec, const char *type, const char *name, int flags
 
 typedef struct db_writer {
     DB *db;
-    vbuf tmp;                           /* temporary file name */
-    vbuf final;                         /* NAME.db */
-    const char *source;                 /* for duplicate warnings */
+    vbuf tmp;           /* temporary file name */
+    vbuf final;         /* NAME.db */
+    const char *source; /* for duplicate warnings */
     long count;
 } db_writer;
 
@@ -513,8 +513,8 @@ int map_build(const char *spec, int flags, vbuf *err)
     if (writer_create(&w, vbuf_str(&final), type, st.st_mode & 0666, err) < 0)
         goto out;
     w.source = name;
-    if (map_source_parse(name, text.data, text.len, flags & (MAP_KEEP_CASE | MAP_BUILD_ALIASES), build_entry, &w,
-                         err) < 0) {
+    if (map_source_parse(name, text.data, text.len, flags & (MAP_KEEP_CASE | MAP_BUILD_ALIASES), build_entry, &w, err) <
+        0) {
         writer_abort(&w);
         goto out;
     }
@@ -527,7 +527,7 @@ out:
 
 typedef struct copy_ctx {
     db_writer *w;
-    const char *skip;                   /* the key being deleted */
+    const char *skip; /* the key being deleted */
     int removed;
     int failed;
     vbuf *err;

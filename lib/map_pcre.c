@@ -27,9 +27,9 @@
 #include "mymalloc.h"
 #include "vbuf.h"
 
-#define PCRE_MATCH_LIMIT 1000000        /* backtracking steps per match */
-#define PCRE_DEPTH_LIMIT 10000          /* nested backtracking depth */
-#define PCRE_NEST_MAX    1000           /* if/endif nesting */
+#define PCRE_MATCH_LIMIT 1000000 /* backtracking steps per match */
+#define PCRE_DEPTH_LIMIT 10000   /* nested backtracking depth */
+#define PCRE_NEST_MAX 1000       /* if/endif nesting */
 
 enum rule_kind { RULE_MATCH, RULE_IF, RULE_ENDIF };
 
@@ -37,13 +37,13 @@ typedef struct pcre_rule {
     enum rule_kind kind;
     int negate;
     int line;
-    pcre2_code *re;                     /* MATCH and IF */
-    char *result;                       /* MATCH: unexpanded result text */
-    size_t endif;                       /* IF: index of its endif */
+    pcre2_code *re; /* MATCH and IF */
+    char *result;   /* MATCH: unexpanded result text */
+    size_t endif;   /* IF: index of its endif */
 } pcre_rule;
 
 typedef struct pcre_table {
-    char *name;                         /* file name, for messages */
+    char *name; /* file name, for messages */
     pcre_rule *rules;
     size_t count;
     pcre2_match_data *md;
@@ -102,8 +102,7 @@ static int expand(const char *res, int ncap, const char *subject, const PCRE2_SI
             p = e + 1;
         } else {
             s = p;
-            for (e = s; (*e >= '0' && *e <= '9') || (*e >= 'a' && *e <= 'z') || (*e >= 'A' && *e <= 'Z') ||
-                        *e == '_';
+            for (e = s; (*e >= '0' && *e <= '9') || (*e >= 'a' && *e <= 'z') || (*e >= 'A' && *e <= 'Z') || *e == '_';
                  e++)
                 ;
             p = e;

@@ -160,8 +160,8 @@ static void test_maps_db_build_and_lookup_both_types(void **state)
         warnings = 0;
         if (build(db_types[t], "access", 0, &err) != 0)
             fail_msg("%s: %s", db_types[t], vbuf_str(&err));
-        assert_int_equal(warnings, 1);          /* the duplicate key */
-        assert_int_equal(count_files(), 2);     /* source and .db, no leftovers */
+        assert_int_equal(warnings, 1);      /* the duplicate key */
+        assert_int_equal(count_files(), 2); /* source and .db, no leftovers */
         assert_non_null(m = open_table(db_types[t], "access", 0, &err));
         expect(m, "example.com", "REJECT go away");
         expect(m, "EXAMPLE.com", "REJECT go away");
@@ -189,7 +189,7 @@ static void test_maps_db_keep_case_at_build_and_lookup(void **state)
     expect(m, "mixedkey", NULL);
     map_close(m);
     assert_non_null(m = open_table("hash", "t", 0, &err));
-    expect(m, "MixedKey", NULL);                /* folded to "mixedkey" */
+    expect(m, "MixedKey", NULL); /* folded to "mixedkey" */
     map_close(m);
     vbuf_release(&err);
 }
@@ -214,7 +214,7 @@ static void test_maps_db_iterate_lists_every_entry(void **state)
     assert_int_equal(build("btree", "t", 0, &err), 0);
     assert_non_null(m = open_table("btree", "t", 0, &err));
     assert_int_equal(map_iterate(m, list_entries, &got, &err), 0);
-    assert_string_equal(vbuf_str(&got), "a=1;b=2;c=3;");    /* btree: sorted */
+    assert_string_equal(vbuf_str(&got), "a=1;b=2;c=3;"); /* btree: sorted */
     map_close(m);
     vbuf_release(&err);
     vbuf_release(&got);
@@ -258,7 +258,7 @@ static void test_maps_db_bad_source_leaves_old_db_untouched(void **state)
             fail_msg("case %zu: got %s want %s", i, vbuf_str(&err), c->error);
         assert_int_equal(stat(vbuf_str(&dbpath), &after), 0);
         assert_true(before.st_ino == after.st_ino);
-        assert_int_equal(count_files(), 2);     /* no temporary file left */
+        assert_int_equal(count_files(), 2); /* no temporary file left */
         assert_non_null(m = open_table("hash", "src", 0, &err));
         expect(m, "old", "value");
         map_close(m);
@@ -347,7 +347,7 @@ static void test_maps_db_notices_rebuild(void **state)
     expect(m, "k", "one");
     put_text("t", "k two\nnew yes\n");
     assert_int_equal(build("hash", "t", 0, &err), 0);
-    sleep(1);                                   /* stat happens at most once a second */
+    sleep(1); /* stat happens at most once a second */
     expect(m, "k", "two");
     expect(m, "new", "yes");
 
@@ -479,7 +479,7 @@ static void test_maps_db_corrupt_and_truncated_files(void **state)
                 }
                 map_close(m);
                 if (errors == 0 && code == 0)
-                    code = 5;                   /* damage went unnoticed */
+                    code = 5; /* damage went unnoticed */
             }
             _exit(code);
         }
@@ -551,7 +551,7 @@ static void test_maps_db_delete_rewrites_without_key(void **state)
     assert_int_equal(stat(vbuf_str(&path), &before), 0);
     assert_int_equal(map_delete(vbuf_str(&spec), "b", 0, &err), 0);
     assert_int_equal(stat(vbuf_str(&path), &after), 0);
-    assert_true(before.st_ino == after.st_ino);  /* nothing removed: file untouched */
+    assert_true(before.st_ino == after.st_ino); /* nothing removed: file untouched */
     assert_int_equal(count_files(), 2);
     spec_of(&spec, "hash", "none");
     assert_int_equal(map_delete(vbuf_str(&spec), "a", 0, &err), -1);
