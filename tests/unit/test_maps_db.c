@@ -425,16 +425,20 @@ static void test_maps_db_corrupt_and_truncated_files(void **state)
         if (m == NULL)
             continue;
         for (int i = 0; i < 3000; i += 97) {
-            char key[32], want[32];
+            vbuf key, want;
             int status;
             const char *r;
 
-            snprintf(key, sizeof(key), "key%d", i);
-            snprintf(want, sizeof(want), "value%d", i);
-            r = map_lookup(m, key, &status);
+            vbuf_init(&key, 0);
+            vbuf_init(&want, 0);
+            vbuf_printf(&key, "key%d", i);
+            vbuf_printf(&want, "value%d", i);
+            r = map_lookup(m, vbuf_str(&key), &status);
             assert_true(status == MAP_FOUND || status == MAP_NOTFOUND || status == MAP_ERROR);
             if (status == MAP_FOUND)
-                assert_string_equal(r, want);
+                assert_string_equal(r, vbuf_str(&want));
+            vbuf_release(&key);
+            vbuf_release(&want);
         }
         map_close(m);
     }
