@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -385,6 +386,34 @@ static void test_maps_db_notices_rebuild(void **state)
     vbuf_release(&path);
 }
 
+static void test_maps_db_checks_file_at_most_once_a_second(void **state)
+{
+    vbuf err;
+    time_t t0;
+    map *m;
+
+    (void) state;
+    vbuf_init(&err, 0);
+    wipe();
+    put_text("t", "k one\n");
+    assert_int_equal(build("hash", "t", 0, &err), 0);
+    /* Start right after a second boundary so the rebuild fits in it. */
+    t0 = time(NULL);
+    while (time(NULL) == t0)
+        usleep(1000);
+    t0 = time(NULL);
+    assert_non_null(m = open_table("hash", "t", 0, &err));
+    put_text("t", "k two\n");
+    assert_int_equal(build("hash", "t", 0, &err), 0);
+    if (time(NULL) == t0)
+        expect(m, "k", "one");                  /* same second: no stat yet */
+    while (time(NULL) == t0)
+        usleep(1000);
+    expect(m, "k", "two");
+    map_close(m);
+    vbuf_release(&err);
+}
+
 static void test_maps_db_corrupt_and_truncated_files(void **state)
 {
     static const char garbage[] = "\x00\x06\x15\x61garbage-garbage-garbage-garbage-garbage";
@@ -631,6 +660,7 @@ int main(void)
         cmocka_unit_test(test_maps_db_takes_source_permissions),
         cmocka_unit_test(test_maps_db_aliases_syntax),
         cmocka_unit_test(test_maps_db_notices_rebuild),
+        cmocka_unit_test(test_maps_db_checks_file_at_most_once_a_second),
         cmocka_unit_test(test_maps_db_corrupt_and_truncated_files),
         cmocka_unit_test(test_maps_db_reads_keys_stored_without_nul),
         cmocka_unit_test(test_maps_db_delete_rewrites_without_key),
