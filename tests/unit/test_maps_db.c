@@ -406,7 +406,7 @@ static void test_maps_db_checks_file_at_most_once_a_second(void **state)
     put_text("t", "k two\n");
     assert_int_equal(build("hash", "t", 0, &err), 0);
     if (time(NULL) == t0)
-        expect(m, "k", "one");                  /* same second: no stat yet */
+        expect(m, "k", "one"); /* same second: no stat yet */
     while (time(NULL) == t0)
         usleep(1000);
     expect(m, "k", "two");
