@@ -334,8 +334,14 @@ static size_t addr_scan_mailbox(const char *text, int flags, vbuf *out, const ch
         *why = "local part too long";
         return 0;
     }
-    if (text[local] != '@')
+    if (text[local] != '@') {
+        /* No domain (<Postmaster>): an '@' inside would make the internal form ambiguous. */
+        if (memchr(out->data + start, '@', out->len - start) != NULL) {
+            *why = "bad address syntax";
+            return 0;
+        }
         return local;
+    }
     if (text[local + 1] == '[')
         dom = addr_scan_literal(text + local + 1);
     else

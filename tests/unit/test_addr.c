@@ -120,6 +120,8 @@ static const struct {
     {"<@:user@example.com>", 0, "route"},
     {"<user@example.com x>", 0, ""},
     {"user@example.com>", B, "syntax"},
+    {"<\"a@b\">", 0, "syntax"},                   /* no domain, '@' inside: ambiguous */
+    {"<\"a@b c\">", 0, "syntax"},
 };
 
 static void test_addr_parse_path_rejects_malformed_paths(void **state)
