@@ -76,7 +76,7 @@ int base64_decode(vbuf *out, const char *text, size_t len)
         if (v2 >= 0 && v3 >= 0) {
             n = 3;
         } else if (last && v2 >= 0 && t[i + 3] == '=') {
-            if (v2 & 3)                 /* §3.5: pad bits must be zero */
+            if (v2 & 3) /* §3.5: pad bits must be zero */
                 goto bad;
             n = 2;
         } else if (last && t[i + 2] == '=' && t[i + 3] == '=') {

@@ -40,7 +40,7 @@ static int safe_open_exist(const char *path, int open_flags, uid_t uid, struct s
         int saved = errno;
 
         if (saved == ENOENT) {
-            errno = EAGAIN;         /* removed between lstat and open */
+            errno = EAGAIN; /* removed between lstat and open */
             return -1;
         }
         vbuf_printf(why, "cannot open %s: %s", path, strerror(saved));

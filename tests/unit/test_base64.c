@@ -77,23 +77,18 @@ static void test_base64_round_trips_every_length(void **state)
 }
 
 static const char *const bad[] = {
-    "Zg",           /* missing padding */
-    "Zg=",          /* short padding */
-    "Zm9",          /* truncated */
-    "Z===",         /* too much padding */
-    "====",
-    "Zg==Zg==",     /* padding in the middle */
-    "Zm=v",         /* padding then data */
-    "Zh==",         /* non-zero pad bits */
-    "Zm9=",         /* non-zero pad bits */
-    "Zm9v\n",       /* white space */
-    "Zm 9v",
-    "Zm9v YmFy",
-    "Zm-v",         /* URL-safe alphabet is not accepted */
-    "Zm_v",
-    "Zm9\x80",      /* 8-bit */
-    "Zm9vYmFy=",
-    "=Zm9",
+    "Zg",                             /* missing padding */
+    "Zg=",                            /* short padding */
+    "Zm9",                            /* truncated */
+    "Z===",                           /* too much padding */
+    "====",      "Zg==Zg==",          /* padding in the middle */
+    "Zm=v",                           /* padding then data */
+    "Zh==",                           /* non-zero pad bits */
+    "Zm9=",                           /* non-zero pad bits */
+    "Zm9v\n",                         /* white space */
+    "Zm 9v",     "Zm9v YmFy", "Zm-v", /* URL-safe alphabet is not accepted */
+    "Zm_v",      "Zm9\x80",           /* 8-bit */
+    "Zm9vYmFy=", "=Zm9",
 };
 
 static void test_base64_rejects_bad_characters_and_padding(void **state)

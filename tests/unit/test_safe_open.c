@@ -25,8 +25,8 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    static const char *const names[] = {"plain", "new", "link", "hard", "hard2", "dangling", "fifo", "dir/x", "dir",
-                                        "sticky", "open", "excl"};
+    static const char *const names[] = {"plain", "new",   "link", "hard",   "hard2", "dangling",
+                                        "fifo",  "dir/x", "dir",  "sticky", "open",  "excl"};
     char path[512];
 
     (void) state;
@@ -104,8 +104,7 @@ static void test_safe_open_refuses_symlinks(void **state)
     assert_non_null(strstr(vbuf_str(&why), "symbolic link"));
     /* not even with create: the link is not followed, its target untouched */
     assert_int_equal(
-        safe_open(in_tmp("link"), O_WRONLY | O_TRUNC, SAFE_OPEN_CREATE, 0600, (uid_t) -1, (gid_t) -1, NULL, &why),
-        -1);
+        safe_open(in_tmp("link"), O_WRONLY | O_TRUNC, SAFE_OPEN_CREATE, 0600, (uid_t) -1, (gid_t) -1, NULL, &why), -1);
     {
         struct stat st;
 

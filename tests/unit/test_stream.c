@@ -25,8 +25,8 @@
 #include "stream.h"
 #include "vbuf.h"
 
-static int peer;                        /* the test's end of the socketpair */
-static stream *st;                      /* the stream under test */
+static int peer;   /* the test's end of the socketpair */
+static stream *st; /* the stream under test */
 
 static int setup(void **state)
 {
@@ -132,17 +132,13 @@ static void test_stream_getline_exact_length_and_overlong_pieces(void **state)
         const char *text;
         int flags;
     } want[] = {
-        {"abcde", STREAM_LINE_CRLF},        /* exactly maxlen, CRLF */
-        {"fghij", STREAM_LINE_LF},          /* exactly maxlen, LF */
-        {"12345", STREAM_LINE_TOOLONG},     /* maxlen + 1 with CRLF */
-        {"6", STREAM_LINE_CRLF},
-        {"ABCDE", STREAM_LINE_TOOLONG},     /* maxlen + 1 with LF */
-        {"F", STREAM_LINE_LF},
-        {"long-", STREAM_LINE_TOOLONG},     /* several pieces */
-        {"line-", STREAM_LINE_TOOLONG},
-        {"in-pi", STREAM_LINE_TOOLONG},
-        {"eces", STREAM_LINE_CRLF},
-        {"vwxyz", STREAM_LINE_TOOLONG},     /* maxlen + CR: the CR is data */
+        {"abcde", STREAM_LINE_CRLF},                                    /* exactly maxlen, CRLF */
+        {"fghij", STREAM_LINE_LF},                                      /* exactly maxlen, LF */
+        {"12345", STREAM_LINE_TOOLONG},                                 /* maxlen + 1 with CRLF */
+        {"6", STREAM_LINE_CRLF},        {"ABCDE", STREAM_LINE_TOOLONG}, /* maxlen + 1 with LF */
+        {"F", STREAM_LINE_LF},          {"long-", STREAM_LINE_TOOLONG}, /* several pieces */
+        {"line-", STREAM_LINE_TOOLONG}, {"in-pi", STREAM_LINE_TOOLONG},
+        {"eces", STREAM_LINE_CRLF},     {"vwxyz", STREAM_LINE_TOOLONG}, /* maxlen + CR: the CR is data */
         {"\r", STREAM_LINE_NOEOL},
     };
     vbuf line;
@@ -156,8 +152,8 @@ static void test_stream_getline_exact_length_and_overlong_pieces(void **state)
         ssize_t n = stream_getline(st, &line, 5, &flags);
 
         if (n != (ssize_t) strlen(want[i].text) || strcmp(line.data, want[i].text) != 0 || flags != want[i].flags)
-            fail_msg("piece %zu: got \"%s\" (%zd) flags %d, want \"%s\" flags %d", i, line.data, n, flags,
-                     want[i].text, want[i].flags);
+            fail_msg("piece %zu: got \"%s\" (%zd) flags %d, want \"%s\" flags %d", i, line.data, n, flags, want[i].text,
+                     want[i].flags);
     }
     vbuf_release(&line);
 }
@@ -176,7 +172,7 @@ static void test_stream_getline_huge_line_stays_bounded(void **state)
     big[sizeof(big) - 1] = '\n';
     pid = fork();
     assert_true(pid >= 0);
-    if (pid == 0) {                     /* the writer: more than a socket buffer holds */
+    if (pid == 0) { /* the writer: more than a socket buffer holds */
         put(big, sizeof(big));
         _exit(0);
     }
@@ -244,7 +240,7 @@ static void test_stream_read_returns_rest_of_split_line(void **state)
     assert_int_equal(stream_read_exact(st, buf, 8), 0);
     assert_memory_equal(buf, "456789\r\n", 8);
     stream_set_timeout(st, 0);
-    assert_int_equal(stream_getc(st), STREAM_AGAIN);   /* nothing more */
+    assert_int_equal(stream_getc(st), STREAM_AGAIN); /* nothing more */
     vbuf_release(&line);
 }
 
@@ -295,7 +291,7 @@ static void test_stream_nonblocking_keeps_partial_line(void **state)
     assert_string_equal(line.data, "MAIL FROM:<a@example.com>");
     assert_int_equal(flags, STREAM_LINE_CRLF);
     assert_int_equal(stream_getline(st, &line, 100, &flags), STREAM_AGAIN);
-    assert_int_equal(stream_wait_readable(st), 0);  /* "RCPT" is buffered */
+    assert_int_equal(stream_wait_readable(st), 0); /* "RCPT" is buffered */
     stream_discard_input(st);
     assert_int_equal(stream_input_buffered(st), 0);
     assert_int_equal(stream_wait_readable(st), STREAM_AGAIN);
@@ -338,7 +334,7 @@ static void test_stream_nonblocking_write_keeps_pending_output(void **state)
     /* the peer drains; each flush moves more until nothing is pending */
     while (stream_output_pending(st) > 0) {
         char buf[65536];
-        ssize_t n = recv(peer, buf, sizeof(buf), 0);   /* the socket is full: no wait */
+        ssize_t n = recv(peer, buf, sizeof(buf), 0); /* the socket is full: no wait */
 
         assert_true(n > 0);
         drained += (size_t) n;
@@ -420,13 +416,13 @@ static void test_stream_uses_plugged_transport(void **state)
     assert_int_equal(stream_getline(st, &line, 100, &flags), 5);
     assert_string_equal(line.data, "HELLO");
     assert_true(xform_reads > 0);
-    assert_int_equal(stream_input_buffered(st), 7);     /* the transport's own bytes count */
+    assert_int_equal(stream_input_buffered(st), 7); /* the transport's own bytes count */
     assert_int_equal(stream_puts(st, "QUIT\r\n"), 0);
     assert_int_equal(stream_flush(st), 0);
     assert_true(xform_writes > 0);
     assert_int_equal(read(peer, buf, sizeof(buf)), 6);
     assert_memory_equal(buf, "quit\r\n", 6);
-    stream_set_transport(st, NULL, NULL);               /* back to plain */
+    stream_set_transport(st, NULL, NULL); /* back to plain */
     puts_peer("plain\n");
     assert_int_equal(stream_getline(st, &line, 100, &flags), 5);
     assert_string_equal(line.data, "plain");

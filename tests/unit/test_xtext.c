@@ -69,17 +69,15 @@ static void test_xtext_decode_round_trips(void **state)
 }
 
 static const char *const bad[] = {
-    "+",            /* truncated */
-    "a+4",          /* truncated */
-    "+4g",          /* not hex */
-    "+2b",          /* lowercase hex is not xtext */
-    "a=b",          /* '=' must be encoded */
-    "a b",          /* space */
-    "tab\there",
-    "\x80",         /* 8-bit */
-    "\x7f",         /* DEL */
-    "ok+ZZ",
-    "+-1",
+    "+",                 /* truncated */
+    "a+4",               /* truncated */
+    "+4g",               /* not hex */
+    "+2b",               /* lowercase hex is not xtext */
+    "a=b",               /* '=' must be encoded */
+    "a b",               /* space */
+    "tab\there", "\x80", /* 8-bit */
+    "\x7f",              /* DEL */
+    "ok+ZZ",     "+-1",
 };
 
 static void test_xtext_rejects_malformed_input(void **state)
