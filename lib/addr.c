@@ -13,6 +13,7 @@
  */
 #include <arpa/inet.h>
 #include <string.h>
+#include <strings.h>
 
 #include "addr.h"
 #include "mymalloc.h"
@@ -178,7 +179,7 @@ static size_t addr_scan_literal(const char *text)
     if (text[0] != '[' || (close = strchr(text, ']')) == NULL)
         return 0;
     inner = (size_t) (close - text - 1);
-    if (inner > 5 && strncmp(text + 1, "IPv6:", 5) == 0) {
+    if (inner > 5 && strncasecmp(text + 1, "IPv6:", 5) == 0) { /* ABNF strings ignore case */
         char v6[INET6_ADDRSTRLEN + 1];
         unsigned char bin[16];
 
@@ -780,9 +781,10 @@ static int addr_list_mailbox(addr_toks *t, int in_group, addr_results *r, vbuf *
             ;
         if (gt == end || gt + 1 != end)
             return -1; /* no '>' or text after it */
-        /* display-name: words and, as in obs-phrase, dots */
+        /* display-name: words and, as in obs-phrase, dots; an unquoted '@'
+         * ("john@example.com <john@example.com>") is common and harmless */
         for (size_t k = i; k < lt; k++)
-            if (!tok_is_word(t, k) && !tok_is(t, k, '.'))
+            if (!tok_is_word(t, k) && !tok_is(t, k, '.') && !tok_is(t, k, '@'))
                 return -1;
         if (a < gt && tok_is(t, a, '@')) { /* obs-route: "@a,@b:" is dropped */
             while (a < gt && !tok_is(t, a, ':'))

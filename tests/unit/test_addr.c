@@ -285,7 +285,7 @@ static void test_addr_valid_domain_table(void **state)
         {"[1.2.3.4]", 0, 1},
         {"[IPv6:::1]", 0, 1},
         {"[IPv6:fe80::1%eth0]", 0, 0},
-        {"[ipv6:::1]", 0, 0},
+        {"[ipv6:::1]", 0, 1},
         {"", 0, 0},
         {".", 0, 0},
         {"example.com.", 0, 0},
@@ -348,6 +348,7 @@ static const struct {
     {"", 0, ""},
     {"   ", 0, ""},
     {"\"a\".\"b\"@x.org", 1, "a.b@x.org"},
+    {"john@example.com <john@example.com>", 1, "john@example.com"},
 };
 
 static void test_addr_parse_list_accepts_rfc5322_lists(void **state)
