@@ -46,11 +46,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!(flags & ADDR_ALLOW_UTF8) && addr_has_8bit(out.data))
             abort();
         if (out.len > 0) {
-            vbuf_puts(&again, "<");
+            vbuf_puts(&quoted, "<");
             addr_quote(&quoted, out.data);
-            vbuf_puts(&again, quoted.data);
-            vbuf_puts(&again, ">");
-            vbuf_set(&quoted, again.data);
+            vbuf_puts(&quoted, ">");
             if (addr_parse_path(quoted.data, flags | ADDR_ALLOW_UTF8, &again, &used, &why) != 0 ||
                 strcmp(again.data, out.data) != 0)
                 abort();

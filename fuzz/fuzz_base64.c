@@ -21,12 +21,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     vbuf_init(&dec, 0);
     vbuf_init(&enc, 0);
     if (base64_decode(&dec, (const char *) data, size) == 0) {
+        vbuf_reset(&enc);
         base64_encode(&enc, dec.data, dec.len);
         if (enc.len != size || (size && memcmp(enc.data, data, size) != 0))
             abort();
     } else if (dec.len != 0) {
         abort();
     }
+    vbuf_reset(&enc);
     base64_encode(&enc, data, size);
     if (base64_decode(&dec, enc.data, enc.len) != 0 || dec.len != size || (size && memcmp(dec.data, data, size) != 0))
         abort();

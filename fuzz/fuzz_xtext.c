@@ -34,12 +34,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         vbuf again;
 
         vbuf_init(&again, 0);
+        vbuf_reset(&enc);
         xtext_encode(&enc, dec.data, dec.len);
         if (enc.len > strlen(text) || xtext_decode(&again, enc.data) != 0 || again.len != dec.len ||
             memcmp(again.data, dec.data, dec.len) != 0)
             abort();
         vbuf_release(&again);
     }
+    vbuf_reset(&enc);
     xtext_encode(&enc, (const char *) data, size);
     if (!xtext_valid(enc.data) || xtext_decode(&dec, enc.data) != 0 || dec.len != size ||
         (size && memcmp(dec.data, data, size) != 0))

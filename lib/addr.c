@@ -462,28 +462,31 @@ static int addr_local_is_dot_string(const char *local, size_t len)
     return !prev_dot;
 }
 
-/* addr_quote - internal -> external form (RFC 5321 §4.1.2: quote the local part if needed) */
+/* addr_quote - append the external form (RFC 5321 §4.1.2: the local part quoted if needed) */
 void addr_quote(vbuf *out, const char *internal)
 {
     const char *at = strrchr(internal, '@');
     size_t llen = at ? (size_t) (at - internal) : strlen(internal);
+    size_t start = out->len;
+    int bad = 0;
 
-    vbuf_reset(out);
     if (*internal == 0)
         return; /* the null sender stays empty */
     if (addr_local_is_dot_string(internal, llen)) {
-        (void) vbuf_append(out, internal, llen);
+        bad |= vbuf_append(out, internal, llen);
     } else {
-        (void) vbuf_putc(out, '"');
+        bad |= vbuf_putc(out, '"');
         for (size_t i = 0; i < llen; i++) {
             if (internal[i] == '"' || internal[i] == '\\')
-                (void) vbuf_putc(out, '\\');
-            (void) vbuf_putc(out, internal[i]);
+                bad |= vbuf_putc(out, '\\');
+            bad |= vbuf_putc(out, internal[i]);
         }
-        (void) vbuf_putc(out, '"');
+        bad |= vbuf_putc(out, '"');
     }
     if (at)
-        (void) vbuf_puts(out, at);
+        bad |= vbuf_puts(out, at);
+    if (bad)
+        vbuf_truncate(out, start); /* all or nothing */
 }
 
 /* addr_domain - the part after the last '@', or NULL */

@@ -35,6 +35,7 @@ static void test_base64_encode_rfc4648_vectors(void **state)
     (void) state;
     vbuf_init(&b, 0);
     for (size_t i = 0; i < sizeof(vectors) / sizeof(vectors[0]); i++) {
+        vbuf_reset(&b);
         base64_encode(&b, vectors[i].raw, vectors[i].len);
         assert_string_equal(vbuf_str(&b), vectors[i].enc);
     }
@@ -66,6 +67,7 @@ static void test_base64_round_trips_every_length(void **state)
     for (size_t i = 0; i < sizeof(data); i++)
         data[i] = (unsigned char) (i * 7 + 3);
     for (size_t len = 0; len <= sizeof(data); len++) {
+        vbuf_reset(&enc);
         base64_encode(&enc, data, len);
         assert_int_equal(enc.len, (len + 2) / 3 * 4);
         assert_int_equal(base64_decode(&dec, enc.data, enc.len), 0);
@@ -133,10 +135,25 @@ static void test_base64_decode_respects_buffer_limit(void **state)
     vbuf_release(&b);
 }
 
+static void test_base64_encode_appends_all_or_nothing(void **state)
+{
+    vbuf b;
+
+    (void) state;
+    vbuf_init(&b, 16);
+    vbuf_set(&b, "AUTH PLAIN ");
+    base64_encode(&b, "foo", 3);
+    assert_string_equal(vbuf_str(&b), "AUTH PLAIN Zm9v");
+    base64_encode(&b, "foo", 3); /* would pass the limit: nothing added */
+    assert_string_equal(vbuf_str(&b), "AUTH PLAIN Zm9v");
+    vbuf_release(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_base64_encode_rfc4648_vectors),
+        cmocka_unit_test(test_base64_encode_appends_all_or_nothing),
         cmocka_unit_test(test_base64_decode_rfc4648_vectors),
         cmocka_unit_test(test_base64_round_trips_every_length),
         cmocka_unit_test(test_base64_rejects_bad_characters_and_padding),

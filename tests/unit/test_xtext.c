@@ -33,6 +33,7 @@ static void test_xtext_encode_escapes_plus_equals_and_non_printables(void **stat
     (void) state;
     vbuf_init(&b, 0);
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        vbuf_reset(&b);
         xtext_encode(&b, good[i].raw, good[i].len);
         assert_string_equal(vbuf_str(&b), good[i].xtext);
         assert_true(xtext_valid(vbuf_str(&b)));
@@ -108,15 +109,19 @@ static void test_xtext_decode_respects_buffer_limit(void **state)
     vbuf_release(&b);
 }
 
-static void test_xtext_encode_replaces_content(void **state)
+static void test_xtext_encode_appends_all_or_nothing(void **state)
 {
     vbuf b;
 
     (void) state;
-    vbuf_init(&b, 0);
-    vbuf_set(&b, "old");
-    xtext_encode(&b, "x", 1);
-    assert_string_equal(vbuf_str(&b), "x");
+    vbuf_init(&b, 12);
+    vbuf_set(&b, " ENVID=");
+    xtext_encode(&b, "a+b", 3);
+    assert_string_equal(vbuf_str(&b), " ENVID=a+2Bb");
+    /* past the buffer's limit nothing is appended, not a cut-off escape */
+    vbuf_set(&b, " ENVID=");
+    xtext_encode(&b, "a+b+c", 5);
+    assert_string_equal(vbuf_str(&b), " ENVID=");
     vbuf_release(&b);
 }
 
@@ -127,7 +132,7 @@ int main(void)
         cmocka_unit_test(test_xtext_decode_round_trips),
         cmocka_unit_test(test_xtext_rejects_malformed_input),
         cmocka_unit_test(test_xtext_decode_respects_buffer_limit),
-        cmocka_unit_test(test_xtext_encode_replaces_content),
+        cmocka_unit_test(test_xtext_encode_appends_all_or_nothing),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
