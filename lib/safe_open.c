@@ -35,7 +35,8 @@ static int safe_open_exist(const char *path, int open_flags, uid_t uid, struct s
         errno = ELOOP;
         return -1;
     }
-    fd = open(path, (open_flags & ~(O_CREAT | O_EXCL)) | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
+    /* O_TRUNC waits until the checks passed: a hard link to another file must not be emptied. */
+    fd = open(path, (open_flags & ~(O_CREAT | O_EXCL | O_TRUNC)) | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
     if (fd < 0) {
         int saved = errno;
 
@@ -67,7 +68,14 @@ static int safe_open_exist(const char *path, int open_flags, uid_t uid, struct s
     } else if (uid != (uid_t) -1 && fst.st_uid != uid) {
         vbuf_printf(why, "%s is owned by uid %lu, not %lu", path, (unsigned long) fst.st_uid, (unsigned long) uid);
         errno = EPERM;
+    } else if ((open_flags & O_TRUNC) && fst.st_size > 0 && ftruncate(fd, 0) < 0) {
+        int saved = errno;
+
+        vbuf_printf(why, "cannot truncate %s: %s", path, strerror(saved));
+        errno = saved;
     } else {
+        if ((open_flags & O_TRUNC) && fstat(fd, &fst) < 0)
+            fst.st_size = 0;
         if (st)
             *st = fst;
         return fd;
