@@ -129,6 +129,15 @@ static void test_safe_open_refuses_hard_links(void **state)
     assert_int_equal(link(in_tmp("hard"), in_tmp("hard2")), 0);
     assert_int_equal(safe_open(in_tmp("hard"), O_RDONLY, 0, 0, (uid_t) -1, (gid_t) -1, NULL, &why), -1);
     assert_non_null(strstr(vbuf_str(&why), "hard links"));
+    /* O_TRUNC must not empty the other name's file before the check */
+    assert_int_equal(
+        safe_open(in_tmp("hard"), O_WRONLY | O_TRUNC, SAFE_OPEN_CREATE, 0600, (uid_t) -1, (gid_t) -1, NULL, &why), -1);
+    {
+        struct stat st;
+
+        assert_int_equal(stat(in_tmp("hard2"), &st), 0);
+        assert_int_equal(st.st_size, 1);
+    }
     vbuf_release(&why);
 }
 
@@ -161,11 +170,15 @@ static void test_safe_open_creates_missing_file(void **state)
     assert_true(fd >= 0);
     assert_true(S_ISREG(st.st_mode));
     assert_int_equal(st.st_nlink, 1);
+    assert_int_equal(write(fd, "abc", 3), 3);
     close(fd);
-    /* second time: the existing file is opened */
-    fd = safe_open(in_tmp("open"), O_WRONLY, SAFE_OPEN_CREATE, 0640, getuid(), (gid_t) -1, &st, &why);
+    /* second time: the existing file is opened, and O_TRUNC still works */
+    fd = safe_open(in_tmp("open"), O_WRONLY | O_TRUNC, SAFE_OPEN_CREATE, 0640, getuid(), (gid_t) -1, &st, &why);
     assert_true(fd >= 0);
+    assert_int_equal(st.st_size, 0);
     close(fd);
+    assert_int_equal(stat(in_tmp("open"), &st), 0);
+    assert_int_equal(st.st_size, 0);
     vbuf_release(&why);
 }
 
