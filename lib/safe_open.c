@@ -35,6 +35,11 @@ static int safe_open_exist(const char *path, int open_flags, uid_t uid, struct s
         errno = ELOOP;
         return -1;
     }
+    if (!S_ISREG(lst.st_mode)) { /* before open: a FIFO would block it */
+        vbuf_printf(why, "%s is not a regular file", path);
+        errno = EPERM;
+        return -1;
+    }
     /* O_TRUNC waits until the checks passed: a hard link to another file must not be emptied. */
     fd = open(path, (open_flags & ~(O_CREAT | O_EXCL | O_TRUNC)) | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
     if (fd < 0) {
