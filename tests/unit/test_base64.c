@@ -149,6 +149,23 @@ static void test_base64_encode_appends_all_or_nothing(void **state)
     vbuf_release(&b);
 }
 
+static void test_base64_oversized_input(void **state)
+{
+    static char big[1 << 20];
+    vbuf b;
+
+    (void) state;
+    vbuf_init(&b, 0);
+    memset(big, 'A', sizeof(big));
+    assert_int_equal(base64_decode(&b, big, sizeof(big)), 0);
+    assert_int_equal(b.len, sizeof(big) / 4 * 3);
+    big[sizeof(big) / 2] = '*';
+    assert_int_equal(base64_decode(&b, big, sizeof(big)), -1);
+    assert_int_equal(b.len, 0);
+    assert_int_equal(base64_decode(&b, big, sizeof(big) - 1), -1); /* truncated */
+    vbuf_release(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -159,6 +176,7 @@ int main(void)
         cmocka_unit_test(test_base64_rejects_bad_characters_and_padding),
         cmocka_unit_test(test_base64_decode_stops_at_given_length),
         cmocka_unit_test(test_base64_decode_respects_buffer_limit),
+        cmocka_unit_test(test_base64_oversized_input),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

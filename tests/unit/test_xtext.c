@@ -125,6 +125,26 @@ static void test_xtext_encode_appends_all_or_nothing(void **state)
     vbuf_release(&b);
 }
 
+static void test_xtext_oversized_input(void **state)
+{
+    static char big[1 << 20];
+    vbuf b;
+
+    (void) state;
+    vbuf_init(&b, 0);
+    for (size_t i = 0; i + 3 <= sizeof(big) - 1; i += 3)
+        memcpy(big + i, "+41", 3);
+    big[sizeof(big) - 1 - (sizeof(big) - 1) % 3] = 0;
+    assert_int_equal(xtext_decode(&b, big), 0);
+    assert_int_equal(b.len, (sizeof(big) - 1) / 3);
+    /* one bad escape at the very end spoils it all */
+    big[strlen(big) - 1] = 'x';
+    assert_int_equal(xtext_decode(&b, big), -1);
+    assert_int_equal(b.len, 0);
+    assert_false(xtext_valid(big));
+    vbuf_release(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -132,6 +152,7 @@ int main(void)
         cmocka_unit_test(test_xtext_decode_round_trips),
         cmocka_unit_test(test_xtext_rejects_malformed_input),
         cmocka_unit_test(test_xtext_decode_respects_buffer_limit),
+        cmocka_unit_test(test_xtext_oversized_input),
         cmocka_unit_test(test_xtext_encode_appends_all_or_nothing),
     };
 
