@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "strutil.h"
+#include "vbuf.h"
 
 static void test_str_token_skips_empty_fields(void **state)
 {
@@ -28,15 +29,17 @@ static void test_str_token_skips_empty_fields(void **state)
     (void) state;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char *copy = strdup(cases[i].in), *cursor = copy, *tok;
-        char got[256] = "";
+        vbuf got;
 
+        vbuf_init(&got, 0);
         while ((tok = str_token(&cursor, cases[i].delims)) != NULL) {
-            if (*got)
-                strncat(got, "|", sizeof(got) - strlen(got) - 1);
-            strncat(got, tok, sizeof(got) - strlen(got) - 1);
+            if (got.len)
+                vbuf_putc(&got, '|');
+            vbuf_puts(&got, tok);
         }
-        assert_string_equal(got, cases[i].want);
+        assert_string_equal(vbuf_str(&got), cases[i].want);
         assert_null(str_token(&cursor, cases[i].delims)); /* stays at the end */
+        vbuf_release(&got);
         free(copy);
     }
     {
