@@ -614,3 +614,13 @@ def test_root_real_smtpd_chrooted_as_mail_owner_and_local_stays_root(kite):
     assert proc_info(kite.master_pid())["uid"] == 0
     u.close()
     s.close()
+
+
+def test_check_reports_missing_daemon_and_unknown_override_with_line(kite):
+    kite.master_cf(cf_testd(kite) + "x unix - - n - - no-such-daemon\n"
+                   f"127.0.0.1:{kite.free_port()} inet n - n - - testd echo\n  -o bogus_knob=1\n")
+    res = kite.kite("check")
+    cf = str(kite.confdir / "master.cf")
+    assert res.returncode != 0
+    assert f"{cf}:2: service x: command {kite.daemon_dir}/no-such-daemon" in res.stderr
+    assert f"{cf}:3: -o bogus_knob: unknown parameter" in res.stderr
