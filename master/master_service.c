@@ -348,6 +348,9 @@ void master_services_reload(const master_cf *cf)
         if (serv) {
             serv->keep = 1;
             service_apply(serv, ent);
+            /* Its children are retired below: wake the new generation now. */
+            if (ent->wakeup > 0)
+                serv->next_wakeup = master_now();
             if (strcmp(key, serv->listen_key) != 0) {
                 /* Address or interfaces changed: new sockets. */
                 master_service_close_listeners(serv);

@@ -624,3 +624,12 @@ def test_check_reports_missing_daemon_and_unknown_override_with_line(kite):
     assert res.returncode != 0
     assert f"{cf}:2: service x: command {kite.daemon_dir}/no-such-daemon" in res.stderr
     assert f"{cf}:3: -o bogus_knob: unknown parameter" in res.stderr
+
+
+def test_reload_wakes_trigger_services_at_once(kite):
+    kite.master_cf(cf_testd(kite) + "tick unix - - n 3600 1 testd trigger\n")
+    kite.start()
+    kite.wait_log(r"testd: tick request=wakeup")
+    assert kite.log_text().count("tick request=wakeup") == 1
+    kite.reload()
+    wait_until(lambda: kite.log_text().count("tick request=wakeup") == 2, what="wakeup after reload")
