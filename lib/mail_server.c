@@ -339,10 +339,16 @@ static ssize_t stdio_write(void *ctx, int fd, const void *buf, size_t len, short
     (void) ctx;
     (void) fd;
     (void) want;
-    do
+    for (;;) {
+        struct pollfd pfd = {STDOUT_FILENO, POLLOUT, 0};
+
         n = write(STDOUT_FILENO, buf, len);
-    while (n < 0 && errno == EINTR);
-    return n;
+        if (n >= 0 || (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK))
+            return n;
+        /* The stream polls stdin; a non-blocking stdout is waited for here. */
+        if (errno != EINTR && poll(&pfd, 1, -1) < 0 && errno != EINTR)
+            return -1;
+    }
 }
 
 static size_t stdio_pending(void *ctx)
