@@ -633,3 +633,18 @@ def test_reload_wakes_trigger_services_at_once(kite):
     assert kite.log_text().count("tick request=wakeup") == 1
     kite.reload()
     wait_until(lambda: kite.log_text().count("tick request=wakeup") == 2, what="wakeup after reload")
+
+
+def test_reload_with_broken_master_cf_keeps_running_services(kite):
+    kite.master_cf(cf_testd(kite))
+    kite.start()
+    kite.master_cf(cf_testd(kite) + "broken line\n")
+    res = kite.kite("reload")
+    assert res.returncode != 0
+    assert "master.cf:2: too few fields" in res.stderr
+    # A HUP that bypasses kite reload is refused by master itself.
+    os.kill(kite.master_pid(), signal.SIGHUP)
+    kite.wait_log(r"reload: \S+/master\.cf has errors; keeping the running services")
+    _, _, s = hello(kite)
+    assert echo(s, "alive") == "alive"
+    s.close()
