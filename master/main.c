@@ -46,6 +46,14 @@ int main(int argc, char **argv)
         msg_fatal("usage: master [-c confdir] [-f] [-v]");
     if (master_confdir == NULL)
         master_confdir = conf_dir_default();
+    if (master_confdir[0] != '/') {
+        /* master and the daemons work in queue_directory. */
+        char *abs = realpath(master_confdir, NULL);
+
+        if (abs == NULL)
+            msg_fatal("config directory %s: %m", master_confdir);
+        master_confdir = abs;
+    }
     if (conf_load(master_confdir) > 0)
         msg_fatal("%s/main.cf: configuration errors (run kite check)", master_confdir);
     master_open_log();

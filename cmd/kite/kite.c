@@ -431,6 +431,14 @@ int main(int argc, char **argv)
     }
     if (confdir == NULL)
         confdir = conf_dir_default();
+    /* master and the daemons change directory: pass them an absolute path. */
+    if (confdir[0] != '/') {
+        char *abs = realpath(confdir, NULL);
+
+        if (abs == NULL)
+            msg_fatal("config directory %s: %m", confdir);
+        confdir = abs;
+    }
     errors = load_config();
     if (strcmp(cmd, "start") == 0)
         return cmd_start(errors);

@@ -648,3 +648,14 @@ def test_reload_with_broken_master_cf_keeps_running_services(kite):
     _, _, s = hello(kite)
     assert echo(s, "alive") == "alive"
     s.close()
+
+
+def test_relative_config_directory_works(kite):
+    kite.master_cf(cf_testd(kite))
+    p = subprocess.run([str(BIN / "kite"), "-c", "etc", "start"], cwd=str(kite.base), capture_output=True,
+                       text=True, timeout=60, env=kite.env(), **kite._user_kwargs())
+    assert p.returncode == 0, p.stderr
+    _, _, s = hello(kite)
+    assert echo(s, "env KITE_CONFIG_DIR") == str(kite.confdir)
+    s.close()
+    assert kite.kite("status").returncode == 0
