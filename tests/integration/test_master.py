@@ -241,11 +241,33 @@ def test_reload_adds_and_removes_services(kite):
         socket.create_connection(("127.0.0.1", kite.port), timeout=2)
 
 
+def listening_inodes(pid):
+    """Inodes of the TCP sockets in LISTEN state that process pid holds."""
+    held = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            held.add(target[8:-1])
+    listening = set()
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A":               # TCP_LISTEN
+                listening.add(fields[9])
+    return held & listening
+
+
 def test_reload_keeps_unchanged_listener_and_busy_child_finishes(kite):
     kite.master_cf(cf_testd(kite))
     kite.start()
+    before = listening_inodes(kite.master_pid())
+    assert len(before) == 1
     pid1, _, busy = hello(kite)
     kite.reload()
+    assert listening_inodes(kite.master_pid()) == before     # the very same socket
     # The busy child keeps serving its client after the reload...
     assert echo(busy, "still here") == "still here"
     # ...and new clients are served on the same, never closed, listener.
