@@ -148,8 +148,7 @@ int mail_queue_move(const char *id, const char *from, const char *to)
     mail_queue_path(&src, from, id);
     mail_queue_path(&dst, to, id);
     if (rename(vbuf_str(&src), vbuf_str(&dst)) < 0) {
-        if (errno != ENOENT || make_hash_dirs(vbuf_str(&dst)) < 0 ||
-            rename(vbuf_str(&src), vbuf_str(&dst)) < 0)
+        if (errno != ENOENT || make_hash_dirs(vbuf_str(&dst)) < 0 || rename(vbuf_str(&src), vbuf_str(&dst)) < 0)
             goto done;
     }
     dir_of(&dir, vbuf_str(&dst));

@@ -70,7 +70,7 @@ int main(int argc, char **argv)
     vbuf_release(&why);
     master_child_env_init();
     msg_info("daemon started -- version %s, configuration %s", var_mail_version, master_confdir);
-    master_detach_stdio();                     /* kite start sees EOF: ready */
+    master_detach_stdio(); /* kite start sees EOF: ready */
     master_main_loop();
     msg_info("stopped");
     return 0;

@@ -124,8 +124,8 @@ static int open_inet_host(master_service *serv, const char *host, int family, in
             close(fd);
             if (ai->ai_family == AF_INET6 && tolerate_v6 && (saved == EADDRNOTAVAIL || saved == EAFNOSUPPORT))
                 continue;
-            vbuf_printf(why, "%s: bind %s%s%s:%s: %s", serv->ent->source, ai->ai_family == AF_INET6 ? "[" : "",
-                        addr, ai->ai_family == AF_INET6 ? "]" : "", serv->ent->port, strerror(saved));
+            vbuf_printf(why, "%s: bind %s%s%s:%s: %s", serv->ent->source, ai->ai_family == AF_INET6 ? "[" : "", addr,
+                        ai->ai_family == AF_INET6 ? "]" : "", serv->ent->port, strerror(saved));
             freeaddrinfo(res);
             return -1;
         }
@@ -271,7 +271,7 @@ static void service_apply(master_service *serv, master_cf_entry *ent)
     if (ent->wakeup == 0)
         serv->next_wakeup = 0;
     else if (serv->next_wakeup == 0)
-        serv->next_wakeup = master_now();  /* first trigger right away */
+        serv->next_wakeup = master_now(); /* first trigger right away */
 }
 
 /* service_new - a service with its sockets and status pipe; NULL on error */
@@ -425,7 +425,7 @@ void master_wakeup(master_service *serv)
         return;
     }
     s = stream_open(fd);
-    stream_set_timeout(s, 0);           /* a tiny frame into an empty socket buffer */
+    stream_set_timeout(s, 0); /* a tiny frame into an empty socket buffer */
     req = attr_new();
     attr_put_str(req, "request", "wakeup");
     if (attr_write(s, req) < 0)

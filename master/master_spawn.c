@@ -159,7 +159,7 @@ void master_spawn(master_service *serv)
     proc = xcalloc(1, sizeof(*proc));
     proc->pid = pid;
     proc->serv = serv;
-    proc->avail = 1;                    /* a new child is ready to accept */
+    proc->avail = 1; /* a new child is ready to accept */
     proc->next = master_procs;
     master_procs = proc;
     serv->total++;
@@ -203,7 +203,8 @@ void master_reap(void)
         bad = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
         if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
             msg_warn("process %s pid %ld exit status %d", path, (long) pid, WEXITSTATUS(status));
-        else if (WIFSIGNALED(status) && !(proc->signalled && (WTERMSIG(status) == SIGKILL || WTERMSIG(status) == SIGTERM)))
+        else if (WIFSIGNALED(status) &&
+                 !(proc->signalled && (WTERMSIG(status) == SIGKILL || WTERMSIG(status) == SIGTERM)))
             msg_warn("process %s pid %ld killed by signal %d", path, (long) pid, WTERMSIG(status));
         /*
          * A child that fails before serving anybody says the command is

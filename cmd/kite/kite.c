@@ -325,7 +325,7 @@ static int cmd_start(int errors)
         strcmp(vbuf_str(&out) + out.len - (sizeof(MASTER_READY_TOKEN) - 1), MASTER_READY_TOKEN) != 0) {
         if (out.len)
             fputs(vbuf_str(&out), stderr);
-        (void) waitpid(pid, &status, WNOHANG);  /* reaped when it has exited */
+        (void) waitpid(pid, &status, WNOHANG); /* reaped when it has exited */
         msg_error("the Kite mail system failed to start");
         return 1;
     }

@@ -147,9 +147,9 @@ int main(int argc, char **argv)
     /* The mode is the first argument after the skeleton's options. */
     for (int i = 1; i < argc; i++) {
         if (argv[i][0] != '-') {
-            if (i > 1 && (strcmp(argv[i - 1], "-n") == 0 || strcmp(argv[i - 1], "-t") == 0 ||
-                          strcmp(argv[i - 1], "-c") == 0 || strcmp(argv[i - 1], "-o") == 0 ||
-                          strcmp(argv[i - 1], "-s") == 0))
+            if (i > 1 &&
+                (strcmp(argv[i - 1], "-n") == 0 || strcmp(argv[i - 1], "-t") == 0 || strcmp(argv[i - 1], "-c") == 0 ||
+                 strcmp(argv[i - 1], "-o") == 0 || strcmp(argv[i - 1], "-s") == 0))
                 continue;
             mode = argv[i];
             break;

@@ -77,7 +77,7 @@ static void test_mail_trigger_sends_one_request_frame(void **state)
     assert_int_equal(attr_scan(req, specs), 0);
     assert_string_equal(request, "wakeup");
     attr_clear(req);
-    assert_int_equal(attr_read(s, req, 1024), STREAM_EOF);   /* exactly one frame */
+    assert_int_equal(attr_read(s, req, 1024), STREAM_EOF); /* exactly one frame */
     attr_free(req);
     stream_close(s);
     close(lfd);
