@@ -143,6 +143,13 @@ void master_spawn(master_service *serv)
         for (int sig = 1; sig < NSIG; sig++)
             (void) sigaction(sig, &sa, NULL);
         child_setup_fds(serv);
+        /*
+         * In the foreground (a terminal, a container) Ctrl-C goes to the
+         * whole process group: keep children out of it, so that master
+         * alone is interrupted and stops them gracefully.
+         */
+        if (master_foreground && setpgid(0, 0) < 0)
+            _exit(126);
         sigprocmask(SIG_SETMASK, &old, NULL);
         {
             sigset_t none;

@@ -681,3 +681,23 @@ def test_relative_config_directory_works(kite):
     assert echo(s, "env KITE_CONFIG_DIR") == str(kite.confdir)
     s.close()
     assert kite.kite("status").returncode == 0
+
+
+def test_start_fg_ctrl_c_stops_gracefully(kite):
+    kite.master_cf(cf_testd(kite))
+    p = subprocess.Popen([str(BIN / "kite"), "-c", str(kite.confdir), "start-fg"], stderr=subprocess.DEVNULL,
+                         env=kite.env(), start_new_session=True, **kite._user_kwargs())
+    try:
+        wait_until(lambda: kite.master_pid() == p.pid, what="master running")
+        pid, _, s = hello(kite)
+        s.sendall(b"quit\r\n")
+        os.killpg(p.pid, signal.SIGINT)         # what a terminal does on Ctrl-C
+        assert p.wait(timeout=30) == 0
+        kite.wait_log(r"terminating on signal 2")
+        assert "killed by signal" not in kite.log_text()
+        assert gone(pid)
+        s.close()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
