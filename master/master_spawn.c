@@ -253,6 +253,13 @@ void master_status_read(master_service *serv)
                 proc->avail = 0;
                 proc->use_count++;
                 serv->avail--;
+                if (serv->avail == 0 && serv->maxproc > 0 && serv->total >= serv->maxproc &&
+                    master_now() - serv->limit_warned >= 300) {
+                    msg_warn("service \"%s\" has reached its process limit \"%d\": "
+                             "new clients may experience noticeable delays",
+                             serv->ent->name, serv->maxproc);
+                    serv->limit_warned = master_now();
+                }
             } else if (rec[i].status == MAIL_SERVER_STAT_AVAIL && !proc->avail) {
                 proc->avail = 1;
                 serv->avail++;

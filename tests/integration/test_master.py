@@ -117,6 +117,7 @@ def test_maxproc_limits_concurrent_children(kite):
     s2.settimeout(1.0)
     with pytest.raises(socket.timeout):
         s2.recv(100)                    # queued in the backlog, nobody free
+    kite.wait_log(rf'warning: service "127.0.0.1:{kite.port}" has reached its process limit "1"')
     s1.sendall(b"quit\r\n")
     s1.close()
     s2.settimeout(10)
