@@ -346,6 +346,8 @@ void master_services_reload(const master_cf *cf)
             if (!serv->keep && serv->ent->type == ent->type && strcmp(serv->ent->name, ent->name) == 0)
                 break;
         if (serv) {
+            char *old_sock = serv->sock_path ? xstrdup(serv->sock_path) : NULL;
+
             serv->keep = 1;
             service_apply(serv, ent);
             /* Its children are retired below: wake the new generation now. */
@@ -354,6 +356,8 @@ void master_services_reload(const master_cf *cf)
             if (strcmp(key, serv->listen_key) != 0) {
                 /* Address or interfaces changed: new sockets. */
                 master_service_close_listeners(serv);
+                if (old_sock && unlink(old_sock) < 0 && errno != ENOENT)
+                    msg_warn("unlink %s: %m", old_sock);
                 xfree(serv->listen_key);
                 serv->listen_key = key;
                 key = NULL;
@@ -362,6 +366,7 @@ void master_services_reload(const master_cf *cf)
                     msg_error("reload: %s", vbuf_str(&why));
             }
             serv->throttled_until = 0;
+            xfree(old_sock);
             xfree(key);
             continue;
         }

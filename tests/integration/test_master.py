@@ -702,3 +702,16 @@ def test_start_fg_ctrl_c_stops_gracefully(kite):
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+def test_reload_moves_unix_service_from_private_to_public(kite):
+    kite.master_cf(cf_testd(kite) + "tick unix y - n 1 1 testd trigger\n")
+    kite.start()
+    kite.wait_log(r"tick request=wakeup")
+    assert (kite.queue_dir / "private" / "tick").exists()
+    kite.master_cf(cf_testd(kite) + "tick unix n - n 1 1 testd trigger\n")
+    kite.reload()
+    wait_until(lambda: (kite.queue_dir / "public" / "tick").exists(), what="public socket")
+    assert not (kite.queue_dir / "private" / "tick").exists()
+    n = kite.log_text().count("tick request=wakeup")
+    wait_until(lambda: kite.log_text().count("tick request=wakeup") > n, what="wakeup on the new socket")
