@@ -270,6 +270,7 @@ static int cmd_start(int errors)
 
     if (preflight(errors) < 0)
         return 1;
+    msg_info("starting the Kite mail system");
     vbuf_init(&path, 0);
     argv = master_argv(0, &path);
     if (access(argv[0], X_OK) < 0) {
@@ -446,15 +447,23 @@ int main(int argc, char **argv)
         return cmd_start_fg(errors);
     if (strcmp(cmd, "check") == 0)
         return cmd_check(errors);
-    if (strcmp(cmd, "stop") == 0)
+    if (strcmp(cmd, "stop") == 0) {
+        if (master_pid() > 0)
+            msg_info("stopping the Kite mail system");
         return cmd_signal(SIGTERM, 1, "stop");
-    if (strcmp(cmd, "abort") == 0)
+    }
+    if (strcmp(cmd, "abort") == 0) {
+        if (master_pid() > 0)
+            msg_info("aborting the Kite mail system");
         return cmd_signal(SIGQUIT, 1, "abort");
+    }
     if (strcmp(cmd, "reload") == 0) {
         if (errors > 0 || check_master_cf(0) > 0) {
             msg_error("configuration errors; not reloading");
             return 1;
         }
+        if (master_pid() > 0)
+            msg_info("refreshing the Kite mail system");
         return cmd_signal(SIGHUP, 0, "reload");
     }
     if (strcmp(cmd, "status") == 0) {
