@@ -715,3 +715,29 @@ def test_reload_moves_unix_service_from_private_to_public(kite):
     assert not (kite.queue_dir / "private" / "tick").exists()
     n = kite.log_text().count("tick request=wakeup")
     wait_until(lambda: kite.log_text().count("tick request=wakeup") > n, what="wakeup on the new socket")
+
+
+def test_run_sandbox_script_starts_an_instance(tmp_path):
+    """scripts/run-sandbox (make run) on another port in a scratch directory."""
+    import shutil
+    import tempfile
+    from conftest import BUILD, REPO, free_port
+    run = tempfile.mkdtemp(prefix="kite-sandbox-")
+    os.chmod(run, 0o755)
+    port = free_port()
+    env = dict(os.environ, KITE_SANDBOX_PORT=str(port))
+    kite_bin = str(BUILD / "bin" / "kite")
+    try:
+        p = subprocess.run(["sh", str(REPO / "scripts" / "run-sandbox"), str(BUILD), run], env=env,
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, p.stderr + p.stdout
+        assert f"127.0.0.1:{port}" in p.stdout
+        assert f"{run}/mail/alice/new" in p.stdout
+        st = subprocess.run([kite_bin, "-c", f"{run}/etc", "status"], capture_output=True, text=True)
+        assert st.returncode == 0
+        cf = open(f"{run}/etc/main.cf").read()
+        assert "virtual_mailbox_domains = sandbox.test" in cf
+        assert f"queue_directory = {run}/queue" in cf
+    finally:
+        subprocess.run([kite_bin, "-c", f"{run}/etc", "stop"], capture_output=True, timeout=120)
+        shutil.rmtree(run, ignore_errors=True)
