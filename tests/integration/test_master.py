@@ -717,7 +717,7 @@ def test_reload_moves_unix_service_from_private_to_public(kite):
     wait_until(lambda: kite.log_text().count("tick request=wakeup") > n, what="wakeup on the new socket")
 
 
-def test_run_sandbox_script_starts_an_instance(tmp_path):
+def test_run_sandbox_script_starts_an_instance():
     """scripts/run-sandbox (make run) on another port in a scratch directory."""
     import shutil
     import tempfile
