@@ -317,8 +317,10 @@ static int ms_accept(int lfd)
 /*
  * Stand-alone streams: read from stdin, write to stdout. When they are the
  * same socket an ordinary stream is used; otherwise this transport writes
- * to descriptor 1 (kept blocking) while the stream polls descriptor 0.
+ * to descriptor 1 while the stream polls descriptor 0.
  */
+
+/* stdio_read - read from stdin */
 static ssize_t stdio_read(void *ctx, int fd, void *buf, size_t len, short *want)
 {
     ssize_t n;
@@ -332,6 +334,7 @@ static ssize_t stdio_read(void *ctx, int fd, void *buf, size_t len, short *want)
     return n;
 }
 
+/* stdio_write - write to stdout, whatever descriptor the stream polls */
 static ssize_t stdio_write(void *ctx, int fd, const void *buf, size_t len, short *want)
 {
     ssize_t n;
@@ -351,6 +354,7 @@ static ssize_t stdio_write(void *ctx, int fd, const void *buf, size_t len, short
     }
 }
 
+/* stdio_pending - nothing is held back by this transport */
 static size_t stdio_pending(void *ctx)
 {
     (void) ctx;

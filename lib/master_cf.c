@@ -116,6 +116,7 @@ typedef struct tokens {
     size_t count;
 } tokens;
 
+/* tokens_free - release the tokens of one line */
 static void tokens_free(tokens *t)
 {
     for (size_t i = 0; i < t->count; i++)
@@ -125,6 +126,7 @@ static void tokens_free(tokens *t)
     memset(t, 0, sizeof(*t));
 }
 
+/* tokens_add - append one token */
 static void tokens_add(tokens *t, const char *start, size_t len, int braced)
 {
     t->tok = xreallocarray(t->tok, t->count + 1, sizeof(char *));

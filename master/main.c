@@ -20,6 +20,7 @@
 #include "params.h"
 #include "vbuf.h"
 
+/* main - start the supervisor: config, identity, lock, listeners, loop */
 int main(int argc, char **argv)
 {
     vbuf why;

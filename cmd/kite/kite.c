@@ -404,6 +404,7 @@ static int cmd_check(int errors)
     return 0;
 }
 
+/* main - parse the command line and run one kite command */
 int main(int argc, char **argv)
 {
     const char *cmd;

@@ -138,6 +138,7 @@ static void fail_post_jail(const char *service, char **argv)
     msg_fatal("testd: %s: deliberate startup failure", service);
 }
 
+/* main - pick the skeleton by the first master.cf argument */
 int main(int argc, char **argv)
 {
     static const mail_server_hooks fail_hooks = {.post_jail = fail_post_jail};
