@@ -92,15 +92,18 @@ def test_header_checks_reject_discard_and_replace(kite):
     kite.wait_log(r"reject: header Subject: forbidden fruit from local; from=<a@example.com> "
                   r"to=<b@example.com>: 5\.7\.1 not here")
     kite.wait_log(r"message refused: 5\.7\.1 not here")
+    # The submitter hears about it: a notice from the null sender is queued for them.
+    m = kite.wait_log(r"kite/pickup\[\d+\]: (\w+): sender non-delivery notification: a@example.com")
+    notice = m.group(1)
     submit(kite, "-f", "a@example.com", "b@example.com", text="Subject: discard me\n\nx\n")
     kite.wait_log(r"discard: header Subject: discard me from local")
     submit(kite, "-f", "a@example.com", "b@example.com", text="X-Mailer: Foo 2.0\nSubject: keep\n\nx\n")
     (qid,) = held_message(kite)
     raw = (Path(kite.queue_dir) / "hold" / qid).read_bytes()
     assert b"X-Mailer: anonymous\r\n" in raw and b"Foo 2.0" not in raw
-    # Rejected and discarded messages left nothing behind.
+    # Rejected and discarded messages left nothing behind but the notice.
     wait_until(lambda: queue_files(kite, "maildrop") == [], what="empty maildrop", kite=kite)
-    assert queue_files(kite, "incoming") == []
+    assert set(queue_files(kite, "incoming")) <= {notice}
     assert queue_files(kite, "corrupt") == []
 
 
