@@ -128,7 +128,7 @@ def test_mail_submitted_while_stopped_goes_out_after_start(kite):
 def test_sendmail_bs_speaks_smtp(kite):
     hold_everything(kite)
     kite.start()
-    session = ("EHLO client.example\r\nMAIL FROM:<alice@kite.test>\r\nRCPT TO:<ann@sandbox.test>\r\n"
+    session = ("EHLO client.example\r\nMAIL FROM:<alice@kite.test>\r\nRCPT TO:<ann@example.com>\r\n"
                "DATA\r\nSubject: hold bs\r\n\r\nvia -bs\r\n.\r\nQUIT\r\n")
     r = kite.run("sendmail", "-bs", input=session)
     assert r.returncode == 0, r.stderr
