@@ -130,6 +130,20 @@ static int client_names(int fd, char *name, size_t nlen, char *addr, size_t alen
     return 0;
 }
 
+/*
+ * drain - read what the client already sent, so that closing sends FIN
+ * rather than RST (an RST can destroy our last reply in flight).
+ */
+static void drain(int fd)
+{
+    char buf[4096];
+    int i;
+
+    (void) shutdown(fd, SHUT_WR);
+    for (i = 0; i < 16 && recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0; i++)
+        ;
+}
+
 /* session_close - log the summary, free everything, tell the skeleton */
 static void session_close(smtpd_session *s)
 {
@@ -145,6 +159,7 @@ static void session_close(smtpd_session *s)
     event_timer_cancel(on_timeout, s);
     event_timer_cancel(on_wake, s);
     smtpd_session_free(s);
+    drain(fd);
     multi_server_disconnect(fd);
 }
 
