@@ -163,6 +163,10 @@ void smtpd_sasl_init(void)
     size_t i;
 
     mech_list[0] = 0;
+    if (password_maps) {
+        maps_close(password_maps);
+        password_maps = NULL;
+    }
     if (!var_smtpd_sasl_auth_enable)
         return;
     if (var_smtpd_sasl_password_maps == NULL || *var_smtpd_sasl_password_maps == 0) {

@@ -278,10 +278,80 @@ int smtpd_check_mynetworks(const char *addr)
     return 0;
 }
 
+/* list_free - release a parsed restriction list */
+static void list_free(restriction_list *rl)
+{
+    size_t i;
+
+    for (i = 0; i < rl->count; i++) {
+        xfree(rl->items[i].name);
+        xfree(rl->items[i].table_spec);
+        if (rl->items[i].table)
+            maps_close(rl->items[i].table);
+    }
+    xfree(rl->items);
+    memset(rl, 0, sizeof(*rl));
+}
+
+/* domains_free - release a parsed domain list */
+static void domains_free(domain_list *dl)
+{
+    size_t i;
+
+    for (i = 0; i < dl->nnames; i++)
+        xfree(dl->names[i]);
+    for (i = 0; i < dl->ntables; i++)
+        maps_close(dl->tables[i]);
+    xfree(dl->names);
+    xfree(dl->tables);
+    memset(dl, 0, sizeof(*dl));
+}
+
+/* maps_release - close a table list if open */
+static void maps_release(maps **m)
+{
+    if (*m)
+        maps_close(*m);
+    *m = NULL;
+}
+
+/* check_free - forget a previous smtpd_check_init (tests re-initialise) */
+static void check_free(void)
+{
+    size_t i;
+
+    list_free(&client_list);
+    list_free(&helo_list);
+    list_free(&sender_list);
+    list_free(&relay_list);
+    list_free(&rcpt_list);
+    list_free(&data_list);
+    domains_free(&mydest_list);
+    domains_free(&relay_domain_list);
+    domains_free(&vmbox_domain_list);
+    domains_free(&valias_domain_list);
+    maps_release(&local_rcpt_maps);
+    maps_release(&alias_maps_tab);
+    maps_release(&vmbox_maps);
+    maps_release(&valias_maps);
+    for (i = 0; i < mynet_count; i++)
+        xfree(mynet_items[i]);
+    for (i = 0; i < mynet_ntables; i++)
+        maps_close(mynet_tables[i]);
+    xfree(mynet_items);
+    xfree(mynet_tables);
+    mynet_items = NULL;
+    mynet_tables = NULL;
+    mynet_count = mynet_ntables = 0;
+    local_rcpt_passwd = local_rcpt_check = 0;
+}
+
 /* smtpd_check_init - parse the parameters and open the tables (before chroot) */
 void smtpd_check_init(void)
 {
     char *copy, *cursor, *w;
+
+    check_free();
 
     list_parse(&client_list, "smtpd_client_restrictions", var_smtpd_client_restrictions);
     list_parse(&helo_list, "smtpd_helo_restrictions", var_smtpd_helo_restrictions);

@@ -906,3 +906,26 @@ def test_standalone_mode_on_stdin(kite):
     assert m, out + p.stderr.decode(errors="replace")
     assert "221 2.0.0 Bye" in out
     queued_file(kite, m.group(1))
+
+
+def test_as_root_with_mail_owner(kite, certs):
+    """master as root: smtpd reads the key while privileged, then runs as mail_owner."""
+    kite.as_root_with_mail_owner()
+    params = tls_params(kite, certs)
+    os.chown(kite.confdir / "key.pem", 0, 0)
+    os.chmod(kite.confdir / "key.pem", 0o600)            # root-only, like a real key
+    start(kite, **params)
+    with smtplib.SMTP("127.0.0.1", kite.port, local_hostname="c.example") as s:
+        s.starttls(context=client_ctx())
+        s.ehlo("c.example")
+        s.mail("a@example.org")
+        s.rcpt("alice@sandbox.test")
+        code, msg = s.data(MSG)
+        assert code == 250
+    pids = [pid for pid, info in kite.children() if info["cmdline"][0].endswith("smtpd")]
+    assert pids
+    import pwd
+    for pid in pids:
+        with open(f"/proc/{pid}/status") as f:
+            uid = int(re.search(r"^Uid:\s+(\d+)", f.read(), re.M).group(1))
+        assert uid == pwd.getpwnam("kite").pw_uid
