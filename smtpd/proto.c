@@ -1242,8 +1242,6 @@ int smtpd_run(smtpd_session *s)
                 return SMTPD_WANT_CLOSE;
             }
             s->tls_active = 1;
-            msg_info("%s TLS connection established from %s: %s", s->mode == SMTPD_MODE_TLS ? "Anonymous" : "Anonymous",
-                     s->namaddr, smtpd_tls_description(s));
             /* RFC 3207 §4.2: forget everything learned before TLS. */
             smtpd_reset(s);
             vbuf_reset(&s->helo);
