@@ -929,3 +929,28 @@ def test_as_root_with_mail_owner(kite, certs):
         with open(f"/proc/{pid}/status") as f:
             uid = int(re.search(r"^Uid:\s+(\d+)", f.read(), re.M).group(1))
         assert uid == pwd.getpwnam("kite").pw_uid
+
+
+def test_cidr_client_and_pcre_helo_access(kite):
+    (kite.confdir / "clients.cidr").write_text("192.0.2.0/24 OK\n127.0.0.0/8 550 5.7.1 go away\n")
+    (kite.confdir / "helo.pcre").write_text("/^evil\\./ REJECT bad helo\n")
+    start(kite, smtpd_client_restrictions=f"check_client_access cidr:{kite.confdir}/clients.cidr",
+          smtpd_helo_restrictions=f"check_helo_access pcre:{kite.confdir}/helo.pcre")
+    r = Raw(kite.port)
+    r.cmd("EHLO evil.example")
+    r.cmd("MAIL FROM:<a@example.org>")
+    # Client restrictions come first (smtpd_delay_reject: all evaluated at RCPT).
+    assert r.cmd("RCPT TO:<alice@sandbox.test>") == \
+        "550 5.7.1 <unknown[127.0.0.1]>: Client host rejected: go away"
+    r.close()
+    kite.set(smtpd_client_restrictions="")
+    kite.reload()
+    time.sleep(0.5)
+    r = Raw(kite.port)
+    r.cmd("EHLO evil.example")
+    r.cmd("MAIL FROM:<a@example.org>")
+    assert r.cmd("RCPT TO:<alice@sandbox.test>") == "554 5.7.1 <evil.example>: Helo command rejected: bad helo"
+    r.cmd("EHLO good.example")
+    r.cmd("MAIL FROM:<a@example.org>")
+    assert r.cmd("RCPT TO:<alice@sandbox.test>").startswith("250")
+    r.close()
