@@ -32,15 +32,15 @@
 #include "strutil.h"
 
 /* Outcomes of one restriction. */
-#define CHK_DUNNO  0
+#define CHK_DUNNO 0
 #define CHK_PERMIT 1
-#define CHK_REJECT 2                    /* reply in chk->reply */
+#define CHK_REJECT 2 /* reply in chk->reply */
 
 typedef struct restriction {
     char *name;
-    char *table_spec;                   /* for check_*_access */
+    char *table_spec; /* for check_*_access */
     maps *table;
-    int single_key;                     /* pcre:/regexp:/cidr: match the whole string */
+    int single_key; /* pcre:/regexp:/cidr: match the whole string */
 } restriction;
 
 typedef struct restriction_list {
@@ -50,11 +50,11 @@ typedef struct restriction_list {
 } restriction_list;
 
 typedef struct domain_list {
-    char **names;                       /* literal names (".dom" = subdomains) */
+    char **names; /* literal names (".dom" = subdomains) */
     size_t nnames;
     maps **tables;
     size_t ntables;
-    int subdomains;                     /* parent_domain_matches_subdomains */
+    int subdomains; /* parent_domain_matches_subdomains */
 } domain_list;
 
 typedef struct chk_ctx {
@@ -68,8 +68,8 @@ typedef struct chk_ctx {
 static restriction_list client_list, helo_list, sender_list, relay_list, rcpt_list, data_list;
 static domain_list mydest_list, relay_domain_list, vmbox_domain_list, valias_domain_list;
 static maps *local_rcpt_maps, *alias_maps_tab, *vmbox_maps, *valias_maps;
-static int local_rcpt_passwd;           /* local_recipient_maps includes the passwd file */
-static int local_rcpt_check;            /* check local recipients at all */
+static int local_rcpt_passwd; /* local_recipient_maps includes the passwd file */
+static int local_rcpt_check;  /* check local recipients at all */
 static char **mynet_items;
 static size_t mynet_count;
 static maps **mynet_tables;
@@ -524,7 +524,7 @@ static int rcpt_known(const char *rcpt, const char **table, int *code)
         *code = (int) var_unknown_virtual_mailbox_reject_code;
         return found(vmbox_maps, rcpt, 0);
     }
-    return 1;                           /* relay or remote: not ours to say */
+    return 1; /* relay or remote: not ours to say */
 }
 
 /* smtpd_check_known_rcpt - see smtpd.h */
@@ -543,7 +543,7 @@ static int rcpt_domain_ours(const char *rcpt)
     int r;
 
     if (domain == NULL)
-        return 1;                       /* "postmaster" and other bare local names */
+        return 1; /* "postmaster" and other bare local names */
     if ((r = domain_match(&mydest_list, domain)) != 0)
         return r;
     if ((r = domain_match(&valias_domain_list, domain)) != 0)
@@ -584,8 +584,8 @@ static int access_action(chk_ctx *c, const char *result, const char *what, const
         return reject_fmt(c, (int) var_access_map_reject_code, "5.7.1", what, kind, *text ? text : "Access denied");
     if (strcasecmp(word, "DEFER") == 0 || strcasecmp(word, "DEFER_IF_PERMIT") == 0)
         return reject_fmt(c, (int) var_defer_code, "4.7.1", what, kind, *text ? text : "Access denied");
-    if (n == 3 && (word[0] == '4' || word[0] == '5') && isdigit((unsigned char) word[1])
-        && isdigit((unsigned char) word[2])) {
+    if (n == 3 && (word[0] == '4' || word[0] == '5') && isdigit((unsigned char) word[1]) &&
+        isdigit((unsigned char) word[2])) {
         /* "550 text" or "550 5.7.1 text" */
         char dsn[16];
         size_t dl = strcspn(text, " ");
@@ -725,9 +725,9 @@ static int eval_one(chk_ctx *c, restriction *r)
     if (strcmp(n, "permit_sasl_authenticated") == 0)
         return c->s->sasl_username ? CHK_PERMIT : CHK_DUNNO;
     if (strcmp(n, "permit_tls_all_clientcerts") == 0 || strcmp(n, "permit_tls_clientcerts") == 0)
-        return CHK_DUNNO;               /* no client certificates are requested */
-    if (strcmp(n, "reject_unauth_destination") == 0 || strcmp(n, "defer_unauth_destination") == 0
-        || strcmp(n, "permit_auth_destination") == 0) {
+        return CHK_DUNNO; /* no client certificates are requested */
+    if (strcmp(n, "reject_unauth_destination") == 0 || strcmp(n, "defer_unauth_destination") == 0 ||
+        strcmp(n, "permit_auth_destination") == 0) {
         int ours;
 
         if (c->rcpt == NULL)
@@ -870,8 +870,8 @@ const char *smtpd_check_rcpt(smtpd_session *s, const char *rcpt)
 
     ctx_init(&c, s, rcpt);
     if (var_smtpd_delay_reject) {
-        if (eval_list(&c, &client_list) == CHK_REJECT || eval_list(&c, &helo_list) == CHK_REJECT
-            || eval_list(&c, &sender_list) == CHK_REJECT)
+        if (eval_list(&c, &client_list) == CHK_REJECT || eval_list(&c, &helo_list) == CHK_REJECT ||
+            eval_list(&c, &sender_list) == CHK_REJECT)
             return verdict(&c);
     }
     if (eval_list(&c, &relay_list) == CHK_REJECT || eval_list(&c, &rcpt_list) == CHK_REJECT)

@@ -22,8 +22,8 @@
 #include "params.h"
 #include "smtpd.h"
 
-#define SMTPD_DATA_READ_MAX 4096        /* bytes per stream_getline piece */
-#define SMTPD_CONTENT_CHUNK 65536       /* bytes handed to cleanup at once */
+#define SMTPD_DATA_READ_MAX 4096  /* bytes per stream_getline piece */
+#define SMTPD_CONTENT_CHUNK 65536 /* bytes handed to cleanup at once */
 
 /* smtpd_content - buffer message content for cleanup */
 void smtpd_content(smtpd_session *s, const void *data, size_t len)
@@ -70,7 +70,7 @@ void smtpd_received_header(smtpd_session *s)
 void smtpd_data_start(smtpd_session *s)
 {
     s->data_errors = 0;
-    s->data_prev_crlf = 1;              /* the DATA command's own CRLF */
+    s->data_prev_crlf = 1; /* the DATA command's own CRLF */
     s->data_mid_line = 0;
     s->data_line_len = 0;
     s->msg_size = 0;
@@ -111,7 +111,7 @@ int smtpd_data_line(smtpd_session *s, const char *data, size_t len, int flags)
         s->data_errors |= SMTPD_DATA_TOO_BIG;
     smtpd_content(s, data, len);
     if (ended)
-        smtpd_content(s, "\r\n", 2);    /* a tolerated bare LF becomes CRLF */
+        smtpd_content(s, "\r\n", 2); /* a tolerated bare LF becomes CRLF */
     s->data_prev_crlf = (flags & STREAM_LINE_CRLF) != 0;
     s->data_mid_line = (flags & STREAM_LINE_TOOLONG) != 0;
     if (ended)
@@ -156,8 +156,8 @@ void smtpd_data_finish(smtpd_session *s, const char *verb)
 
         if (s->data_errors & (SMTPD_DATA_BARE_LF | SMTPD_DATA_BARE_CR))
             msg_warn("%s: %s from %s after %s", s->queue_id[0] ? s->queue_id : "NOQUEUE",
-                     s->data_errors & SMTPD_DATA_BARE_LF ? "bare <LF> received" : "bare <CR> received",
-                     s->namaddr, verb);
+                     s->data_errors & SMTPD_DATA_BARE_LF ? "bare <LF> received" : "bare <CR> received", s->namaddr,
+                     verb);
         smtpd_log_reject(s, "END-OF-MESSAGE", reply, NULL);
         smtpd_queue_abort(s);
         smtpd_reply(s, "%s", reply);
@@ -173,8 +173,8 @@ void smtpd_data_finish(smtpd_session *s, const char *verb)
 
             if (*r == 0)
                 r = st == CLEANUP_REJECT ? "5.7.1 Error: message rejected" : "4.3.0 Error: queue file write error";
-            msg_info("%s: reject: %s from %s: %s %s; from=<%s> proto=%s helo=<%s>", s->queue_id, verb, s->namaddr,
-                     code, r, s->sender ? s->sender : "", s->esmtp ? "ESMTP" : "SMTP", vbuf_str(&s->helo));
+            msg_info("%s: reject: %s from %s: %s %s; from=<%s> proto=%s helo=<%s>", s->queue_id, verb, s->namaddr, code,
+                     r, s->sender ? s->sender : "", s->esmtp ? "ESMTP" : "SMTP", vbuf_str(&s->helo));
             smtpd_reply(s, "%s %s", code, r);
         }
         vbuf_release(&reason);

@@ -225,8 +225,8 @@ static void smtpd_service(int fd, const char *service, char **argv)
     s = smtpd_session_new(fd, standalone, name, addr, port);
     if (!standalone) {
         n = count_adjust(addr, 1);
-        if (var_smtpd_client_connection_count_limit > 0 && n > var_smtpd_client_connection_count_limit
-            && !limit_exempt(addr)) {
+        if (var_smtpd_client_connection_count_limit > 0 && n > var_smtpd_client_connection_count_limit &&
+            !limit_exempt(addr)) {
             msg_warn("Connection concurrency limit exceeded: %d from %s for service %s", n, s->namaddr, service);
             stream_printf(s->out, "421 4.7.0 %s Error: too many connections from %s\r\n", var_myhostname, addr);
             (void) stream_flush(s->out);
@@ -242,8 +242,8 @@ static void pre_jail(const char *service, char **argv)
 {
     smtpd_check_init();
     smtpd_sasl_init();
-    if (smtpd_tls_init() < 0 && var_smtpd_tls_security_level
-        && strcasecmp(var_smtpd_tls_security_level, "encrypt") == 0)
+    if (smtpd_tls_init() < 0 && var_smtpd_tls_security_level &&
+        strcasecmp(var_smtpd_tls_security_level, "encrypt") == 0)
         msg_warn("smtpd_tls_security_level = encrypt but TLS is unavailable: mail will be refused");
 }
 

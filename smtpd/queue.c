@@ -15,7 +15,7 @@
 #include "smtpd.h"
 
 /* master.cf's sample runs cleanup as a public service (private = n), as Postfix does. */
-#define CLEANUP_PUBLIC  "public/cleanup"
+#define CLEANUP_PUBLIC "public/cleanup"
 #define CLEANUP_PRIVATE "private/cleanup"
 
 struct smtpd_queue {

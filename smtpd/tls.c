@@ -22,7 +22,7 @@
 #include "tls.h"
 
 struct smtpd_tls {
-    tls_session *pending;               /* handshake not finished yet */
+    tls_session *pending; /* handshake not finished yet */
     char desc[256];
 };
 
@@ -77,7 +77,7 @@ int smtpd_tls_step(smtpd_session *s, int *want)
         *want = SMTPD_WANT_WRITE;
         return 0;
     case TLS_HS_DONE:
-        t->pending = NULL;              /* installed on the stream now */
+        t->pending = NULL; /* installed on the stream now */
         info = tls_get_info(s->in);
         if (info)
             snprintf(t->desc, sizeof(t->desc), "%s with cipher %s (%d/%d bits)", info->protocol, info->cipher,

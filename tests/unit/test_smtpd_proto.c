@@ -130,8 +130,8 @@ static void test_ehlo_lists_implemented_keywords_only(void **state)
     assert_non_null(strstr(r, "250-SMTPUTF8\r\n"));
     assert_non_null(strstr(r, "250-BINARYMIME\r\n"));
     assert_non_null(strstr(r, "250 CHUNKING\r\n"));
-    assert_null(strstr(r, "STARTTLS"));     /* no certificate configured */
-    assert_null(strstr(r, "AUTH"));         /* AUTH not enabled */
+    assert_null(strstr(r, "STARTTLS")); /* no certificate configured */
+    assert_null(strstr(r, "AUTH"));     /* AUTH not enabled */
     assert_null(strstr(r, "ETRN"));
     assert_null(strstr(r, "ATRN"));
     h_close(&h);
@@ -180,8 +180,7 @@ static const struct {
     {"MAIL bad ENVID xtext", "MAIL FROM:<a@b.example> ENVID=a+zz\r\n", "501 5.5.4"},
     {"MAIL UTF-8 sender without SMTPUTF8", "MAIL FROM:<j\xc3\xb6rg@b.example>\r\n", "553 5.6.7"},
     {"MAIL null sender", "MAIL FROM:<>\r\n", "250 2.1.0 Ok"},
-    {"MAIL all parameters",
-     "MAIL FROM:<a@b.example> SIZE=100 BODY=8BITMIME RET=HDRS ENVID=x+2By AUTH=<> SMTPUTF8\r\n",
+    {"MAIL all parameters", "MAIL FROM:<a@b.example> SIZE=100 BODY=8BITMIME RET=HDRS ENVID=x+2By AUTH=<> SMTPUTF8\r\n",
      "250 2.1.0 Ok"},
     {"NUL in a command", "NO\0OP\r\n", "500 5.5.2 Error: NUL character in command"},
     {"control character", "NOOP\x01\r\n", "500 5.5.2 Error: control character"},
@@ -210,8 +209,8 @@ static void test_commands_get_the_right_reply_codes(void **state)
         h.s->mode = SMTPD_MODE_CMD;
         r = TALK(&h, "EHLO c.example\r\n");
         expect_prefix(r, "250-");
-        r = h_talk(&h, cmd_cases[i].input, strlen(cmd_cases[i].input) + (strchr(cmd_cases[i].input, 0)
-                                                                           == cmd_cases[i].input + 2 ? 5 : 0));
+        r = h_talk(&h, cmd_cases[i].input,
+                   strlen(cmd_cases[i].input) + (strchr(cmd_cases[i].input, 0) == cmd_cases[i].input + 2 ? 5 : 0));
         if (strncmp(r, cmd_cases[i].reply, strlen(cmd_cases[i].reply)) != 0)
             fail_msg("%s: expected \"%s\", got \"%s\"", cmd_cases[i].name, cmd_cases[i].reply, r);
         h_close(&h);
@@ -266,7 +265,7 @@ static void test_relay_denied_outside_mynetworks(void **state)
     r = TALK(&h, "RCPT TO:<x@remote.example>\r\n");
     assert_string_equal(r, "554 5.7.1 <x@remote.example>: Relay access denied\r\n");
     r = TALK(&h, "RCPT TO:<bob@sandbox.test>\r\n");
-    expect_prefix(r, "451 4.3.0");      /* accepted by policy; cleanup isn't running */
+    expect_prefix(r, "451 4.3.0"); /* accepted by policy; cleanup isn't running */
     r = TALK(&h, "RCPT TO:<carol@sandbox.test>\r\n");
     expect_prefix(r, "550 5.1.1 <carol@sandbox.test>: Recipient address rejected: User unknown in virtual mailbox");
     h_close(&h);
@@ -337,9 +336,12 @@ static const struct {
     size_t len;
     int ended;
     int errors;
-    const char *content;                /* after the Received: header */
+    const char *content; /* after the Received: header */
 } data_cases[] = {
-#define D(n, in, end, err, out) {n, in, sizeof(in) - 1, end, err, out}
+#define D(n, in, end, err, out)                                                                                        \
+    {                                                                                                                  \
+        n, in, sizeof(in) - 1, end, err, out                                                                           \
+    }
     D("plain message", "Subject: x\r\n\r\nbody\r\n.\r\n", 1, 0, "Subject: x\r\n\r\nbody\r\n"),
     D("empty message", ".\r\n", 1, 0, ""),
     D("dot-stuffing removed", "..x\r\n...\r\n.\r\n", 1, 0, ".x\r\n..\r\n"),
@@ -380,7 +382,7 @@ static void test_data_scanner_only_crlf_dot_crlf_ends(void **state)
         h_open(&h, "127.0.0.1");
         h.s->mode = SMTPD_MODE_CMD;
         smtpd_data_start(h.s);
-        vbuf_reset(&h.s->content);      /* drop the Received: header */
+        vbuf_reset(&h.s->content); /* drop the Received: header */
         assert_int_equal(write(h.client, in.data, in.len), (ssize_t) in.len);
         shutdown(h.client, SHUT_WR);
         while (!ended && (n = stream_getline(h.s->in, &h.s->line, 4096, &flags)) >= 0 && !(flags & STREAM_LINE_NOEOL))
@@ -404,7 +406,7 @@ static void test_data_line_of_1001_octets_is_refused(void **state)
     vbuf_init(&in, 0);
     while (in.len < 999)
         vbuf_putc(&in, 'b');
-    vbuf_puts(&in, "\r\n.\r\n");        /* 1001 octets with CRLF */
+    vbuf_puts(&in, "\r\n.\r\n"); /* 1001 octets with CRLF */
     h_open(&h, "127.0.0.1");
     smtpd_data_start(h.s);
     assert_int_equal(write(h.client, in.data, in.len), (ssize_t) in.len);
@@ -440,9 +442,10 @@ static const struct {
     long long size;
     int last;
 } bdat_cases[] = {
-    {"10", 1, 10, 0},     {"0 LAST", 1, 0, 1}, {"7 last", 1, 7, 1},   {"", 0, 0, 0},
-    {"-1", 0, 0, 0},      {"1x", 0, 0, 0},     {"10 FIRST", 0, 0, 0}, {"10 LAST x", 0, 0, 0},
-    {"1234567890123456789", 0, 0, 0},          {"+5", 0, 0, 0},
+    {"10", 1, 10, 0},      {"0 LAST", 1, 0, 1},    {"7 last", 1, 7, 1},
+    {"", 0, 0, 0},         {"-1", 0, 0, 0},        {"1x", 0, 0, 0},
+    {"10 FIRST", 0, 0, 0}, {"10 LAST x", 0, 0, 0}, {"1234567890123456789", 0, 0, 0},
+    {"+5", 0, 0, 0},
 };
 
 static void test_bdat_arguments_are_parsed_strictly(void **state)
@@ -490,10 +493,17 @@ static const struct {
     const char *pattern, *addr;
     int match;
 } cidr_cases[] = {
-    {"127.0.0.0/8", "127.1.2.3", 1},  {"127.0.0.0/8", "128.0.0.1", 0}, {"10.1.2.3", "10.1.2.3", 1},
-    {"10.1.2.3", "10.1.2.4", 0},      {"[::1]/128", "::1", 1},         {"[2001:db8::]/32", "2001:db8:1::5", 1},
-    {"[2001:db8::]/32", "2001:db9::5", 0}, {"192.168.0.0/33", "192.168.0.1", 0}, {"0.0.0.0/0", "8.8.8.8", 1},
-    {"garbage", "1.2.3.4", 0},        {"10.0.0.0/8", "::ffff:10.0.0.1", 1},
+    {"127.0.0.0/8", "127.1.2.3", 1},
+    {"127.0.0.0/8", "128.0.0.1", 0},
+    {"10.1.2.3", "10.1.2.3", 1},
+    {"10.1.2.3", "10.1.2.4", 0},
+    {"[::1]/128", "::1", 1},
+    {"[2001:db8::]/32", "2001:db8:1::5", 1},
+    {"[2001:db8::]/32", "2001:db9::5", 0},
+    {"192.168.0.0/33", "192.168.0.1", 0},
+    {"0.0.0.0/0", "8.8.8.8", 1},
+    {"garbage", "1.2.3.4", 0},
+    {"10.0.0.0/8", "::ffff:10.0.0.1", 1},
 };
 
 static void test_cidr_matching(void **state)
@@ -550,8 +560,15 @@ static void test_scram_sha256_rfc7677_vector(void **state)
 }
 
 static const char *scram_bad_first[] = {
-    "", "n", "p=tls-unique,,n=user,r=abc", "n,,m=ext,n=user,r=abc", "n,,n=,r=abc", "n,,n=us=er,r=abc",
-    "n,,n=user", "n,,n=user,r=", "x,,n=user,r=abc",
+    "",
+    "n",
+    "p=tls-unique,,n=user,r=abc",
+    "n,,m=ext,n=user,r=abc",
+    "n,,n=,r=abc",
+    "n,,n=us=er,r=abc",
+    "n,,n=user",
+    "n,,n=user,r=",
+    "x,,n=user,r=abc",
 };
 
 static void test_scram_rejects_malformed_client_first(void **state)
