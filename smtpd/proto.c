@@ -1104,8 +1104,8 @@ static int early_talker(smtpd_session *s)
     char c;
     ssize_t n;
 
-    if (s->standalone)
-        return 0;
+    if (s->standalone || s->tls_active)
+        return 0;                       /* wrapper mode: the client spoke TLS first */
     n = recv(s->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
     return n > 0 || stream_input_buffered(s->in) > 0;
 }

@@ -209,8 +209,9 @@ static void test_commands_get_the_right_reply_codes(void **state)
         h.s->mode = SMTPD_MODE_CMD;
         r = TALK(&h, "EHLO c.example\r\n");
         expect_prefix(r, "250-");
+        /* The one case with an embedded NUL is sent whole. */
         r = h_talk(&h, cmd_cases[i].input,
-                   strlen(cmd_cases[i].input) + (strchr(cmd_cases[i].input, 0) == cmd_cases[i].input + 2 ? 5 : 0));
+                   strstr(cmd_cases[i].name, "NUL") ? sizeof("NO\0OP\r\n") - 1 : strlen(cmd_cases[i].input));
         if (strncmp(r, cmd_cases[i].reply, strlen(cmd_cases[i].reply)) != 0)
             fail_msg("%s: expected \"%s\", got \"%s\"", cmd_cases[i].name, cmd_cases[i].reply, r);
         h_close(&h);
