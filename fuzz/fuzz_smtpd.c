@@ -91,7 +91,7 @@ static void setup(void)
     conf_override("smtpd_sasl_failure_delay", "0");
     conf_override("smtpd_sasl_auth_enable", "yes");
     conf_override("smtpd_tls_auth_only", "no");
-    conf_override("smtpd_sasl_password_maps", "static:{PLAIN}secret");
+    conf_override("smtpd_sasl_password_maps", "static:{{PLAIN}secret}");
     conf_override("smtpd_peername_lookup", "no");
     conf_override("smtpd_max_line_length", "200");
     if (conf_load("/nonexistent") != 0)

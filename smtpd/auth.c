@@ -149,7 +149,7 @@ static int secrets_plain(const char *value)
         else if (strncmp(w, "hash:", 5) == 0 || strncmp(w, "btree:", 6) == 0)
             all &= scan_source(strchr(w, ':') + 1);
         else if (strncmp(w, "static:", 7) == 0)
-            all &= value_plain(w + 7);
+            all &= value_plain(w[7] == '{' ? w + 8 : w + 7); /* static:{value} */
         else
             all = 0;
     }

@@ -1105,7 +1105,7 @@ static int early_talker(smtpd_session *s)
     ssize_t n;
 
     if (s->standalone || s->tls_active)
-        return 0;                       /* wrapper mode: the client spoke TLS first */
+        return 0; /* wrapper mode: the client spoke TLS first */
     n = recv(s->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
     return n > 0 || stream_input_buffered(s->in) > 0;
 }
@@ -1242,8 +1242,11 @@ int smtpd_run(smtpd_session *s)
                 return SMTPD_WANT_CLOSE;
             }
             s->tls_active = 1;
-            /* RFC 3207 §4.2: forget everything learned before TLS. */
+            /* RFC 3207 §4.2: forget everything learned before TLS, AUTH included. */
             smtpd_reset(s);
+            xfree(s->sasl_method);
+            xfree(s->sasl_username);
+            s->sasl_method = s->sasl_username = NULL;
             vbuf_reset(&s->helo);
             s->esmtp = 0;
             s->mode = s->mode == SMTPD_MODE_TLS_WRAP ? SMTPD_MODE_GREET : SMTPD_MODE_CMD;

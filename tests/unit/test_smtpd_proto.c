@@ -25,6 +25,7 @@
 #include "base64.h"
 #include "conf.h"
 #include "msg.h"
+#include "mymalloc.h"
 #include "params.h"
 #include "strutil.h"
 #include "vbuf.h"
@@ -607,6 +608,121 @@ static void test_secrets_plain_and_crypt(void **state)
     assert_int_equal(smtpd_sasl_check_secret("*", "*"), 0);
 }
 
+/* ---- AUTH dialogues, including hostile responses ---- */
+
+typedef struct auth_step {
+    const char *prefix; /* command or response text before the base64 part */
+    const char *raw;    /* bytes to base64-encode, or NULL */
+    size_t rawlen;
+    const char *reply; /* expected reply prefix */
+} auth_step;
+
+#define RAW(s) s, sizeof(s) - 1
+static const struct {
+    const char *name;
+    auth_step steps[4];
+} auth_cases[] = {
+    {"PLAIN with initial response", {{"AUTH PLAIN ", RAW("\0alice\0pw"), "235 2.7.0"}}},
+    {"PLAIN wrong password", {{"AUTH PLAIN ", RAW("\0alice\0px"), "535 5.7.8"}}},
+    {"PLAIN after a 334", {{"AUTH PLAIN", NULL, 0, "334 "}, {"", RAW("alice\0alice\0pw"), "235 2.7.0"}}},
+    {"PLAIN without NULs", {{"AUTH PLAIN ", RAW("alicepw"), "535 5.7.8"}}},
+    {"PLAIN with three NULs", {{"AUTH PLAIN ", RAW("\0alice\0pw\0"), "535 5.7.8"}}},
+    {"PLAIN other authzid", {{"AUTH PLAIN ", RAW("bob\0alice\0pw"), "535 5.7.8"}}},
+    {"PLAIN empty initial response", {{"AUTH PLAIN =", NULL, 0, "535 5.7.8"}}},
+    {"PLAIN bad base64", {{"AUTH PLAIN !!!!", NULL, 0, "501 5.5.2"}}},
+    {"LOGIN dialogue",
+     {{"AUTH LOGIN", NULL, 0, "334 VXNlcm5hbWU6"},
+      {"", RAW("alice"), "334 UGFzc3dvcmQ6"},
+      {"", RAW("pw"), "235 2.7.0"}}},
+    {"LOGIN with the user up front", {{"AUTH LOGIN ", RAW("alice"), "334 UGFzc3dvcmQ6"}, {"", RAW("pw"), "235"}}},
+    {"LOGIN aborted", {{"AUTH LOGIN", NULL, 0, "334 "}, {"*", NULL, 0, "501 5.7.0"}}},
+    {"LOGIN bad base64 response", {{"AUTH LOGIN", NULL, 0, "334 "}, {"@@@", NULL, 0, "501 5.5.2"}}},
+    {"CRAM-MD5 refuses an initial response", {{"AUTH CRAM-MD5 ", RAW("x"), "501 5.5.2"}}},
+    {"CRAM-MD5 malformed response", {{"AUTH CRAM-MD5", NULL, 0, "334 "}, {"", RAW("alice"), "535 5.7.8"}}},
+    {"SCRAM malformed client-first", {{"AUTH SCRAM-SHA-256 ", RAW("x,,n=a,r=b"), "535 5.7.8"}}},
+    {"SCRAM wrong nonce in client-final",
+     {{"AUTH SCRAM-SHA-256 ", RAW("n,,n=alice,r=abc"), "334 "},
+      {"", RAW("c=biws,r=xyz,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="), "535 5.7.8"}}},
+    {"unknown mechanism", {{"AUTH DIGEST-MD5", NULL, 0, "504 5.5.4"}}},
+    {"too many arguments", {{"AUTH PLAIN a b", NULL, 0, "501 5.5.4"}}},
+    {"no mechanism", {{"AUTH", NULL, 0, "501 5.5.4"}}},
+};
+
+static void test_auth_dialogues(void **state)
+{
+    size_t i, j;
+    vbuf line;
+
+    (void) state;
+    conf_override("smtpd_sasl_auth_enable", "yes");
+    conf_override("smtpd_tls_auth_only", "no");
+    conf_override("smtpd_sasl_password_maps", "static:{{PLAIN}pw}");
+    assert_int_equal(conf_load("/nonexistent-kite-dir"), 0);
+    smtpd_sasl_init();
+    vbuf_init(&line, 0);
+    for (i = 0; i < sizeof(auth_cases) / sizeof(auth_cases[0]); i++) {
+        harness h;
+        const char *r;
+
+        h_open(&h, "192.0.2.1");
+        h.s->mode = SMTPD_MODE_CMD;
+        r = TALK(&h, "EHLO c.example\r\n");
+        assert_non_null(strstr(r, "250-AUTH PLAIN LOGIN CRAM-MD5 SCRAM-SHA-256\r\n"));
+        for (j = 0; j < 4 && auth_cases[i].steps[j].prefix; j++) {
+            const auth_step *st = &auth_cases[i].steps[j];
+
+            vbuf_reset(&line);
+            if (st->raw)
+                base64_encode(&line, st->raw, st->rawlen); /* replaces the content */
+            {
+                char *b64 = xstrdup(vbuf_str(&line));
+
+                vbuf_set(&line, st->prefix);
+                vbuf_puts(&line, b64);
+                xfree(b64);
+            }
+            vbuf_puts(&line, "\r\n");
+            r = h_talk(&h, line.data, line.len);
+            if (strncmp(r, st->reply, strlen(st->reply)) != 0)
+                fail_msg("%s, step %zu: expected \"%s\", got \"%s\"", auth_cases[i].name, j, st->reply, r);
+        }
+        if (strncmp(r, "235", 3) == 0) {
+            /* Authenticated: relaying is allowed, a second AUTH is not. */
+            r = TALK(&h, "AUTH PLAIN\r\n");
+            expect_prefix(r, "503 5.5.1");
+            r = TALK(&h, "MAIL FROM:<a@b.example> AUTH=<>\r\nRCPT TO:<x@remote.example>\r\n");
+            assert_string_equal(r, "250 2.1.0 Ok\r\n451 4.3.0 Error: queue file write error\r\n");
+        }
+        h_close(&h);
+    }
+    vbuf_release(&line);
+    conf_override("smtpd_sasl_auth_enable", "no");
+    setup_conf(NULL);
+}
+
+static void test_auth_refused_in_a_transaction_and_before_ehlo(void **state)
+{
+    harness h;
+    const char *r;
+
+    (void) state;
+    conf_override("smtpd_sasl_auth_enable", "yes");
+    conf_override("smtpd_tls_auth_only", "no");
+    conf_override("smtpd_sasl_password_maps", "static:{{PLAIN}pw}");
+    assert_int_equal(conf_load("/nonexistent-kite-dir"), 0);
+    smtpd_sasl_init();
+    h_open(&h, "192.0.2.1");
+    h.s->mode = SMTPD_MODE_CMD;
+    r = TALK(&h, "HELO c.example\r\nAUTH PLAIN\r\n");
+    assert_string_equal(r, "250 mx.kite.test\r\n503 Error: send HELO/EHLO first\r\n");
+    r = TALK(&h, "EHLO c.example\r\n");
+    r = TALK(&h, "MAIL FROM:<a@b.example>\r\nAUTH PLAIN\r\n");
+    assert_string_equal(r, "250 2.1.0 Ok\r\n503 5.5.1 Error: MAIL transaction in progress\r\n");
+    h_close(&h);
+    conf_override("smtpd_sasl_auth_enable", "no");
+    setup_conf(NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -629,6 +745,8 @@ int main(void)
         cmocka_unit_test(test_scram_sha256_rfc7677_vector),
         cmocka_unit_test(test_scram_rejects_malformed_client_first),
         cmocka_unit_test(test_secrets_plain_and_crypt),
+        cmocka_unit_test(test_auth_dialogues),
+        cmocka_unit_test(test_auth_refused_in_a_transaction_and_before_ehlo),
     };
 
     return cmocka_run_group_tests(tests, setup_conf, NULL);
