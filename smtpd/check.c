@@ -869,6 +869,11 @@ const char *smtpd_check_rcpt(smtpd_session *s, const char *rcpt)
     restriction unlisted = {"reject_unlisted_recipient", NULL, NULL, 0};
 
     ctx_init(&c, s, rcpt);
+    /* Like Postfix: with both lists empty nothing guards relaying; refuse, never relay. */
+    if (relay_list.count == 0 && rcpt_list.count == 0) {
+        msg_warn("smtpd_relay_restrictions and smtpd_recipient_restrictions are both empty");
+        return "451 4.3.5 Server configuration error";
+    }
     if (var_smtpd_delay_reject) {
         if (eval_list(&c, &client_list) == CHK_REJECT || eval_list(&c, &helo_list) == CHK_REJECT ||
             eval_list(&c, &sender_list) == CHK_REJECT)

@@ -954,3 +954,12 @@ def test_cidr_client_and_pcre_helo_access(kite):
     r.cmd("MAIL FROM:<a@example.org>")
     assert r.cmd("RCPT TO:<alice@sandbox.test>").startswith("250")
     r.close()
+
+
+def test_empty_relay_and_recipient_restrictions_never_relay(kite):
+    start(kite, smtpd_relay_restrictions="", smtpd_recipient_restrictions="")
+    r = Raw(kite.port)
+    r.cmd("EHLO c.example")
+    r.cmd("MAIL FROM:<a@example.org>")
+    assert r.cmd("RCPT TO:<x@remote.example>").startswith("451 4.3.5")
+    r.close()
