@@ -165,7 +165,8 @@ smtpd_session *smtpd_session_new(int fd, int standalone, const char *name, const
     vbuf_init(&s->content, 0);
     s->mode = var_smtpd_tls_wrappermode && !s->standalone ? SMTPD_MODE_TLS_WRAP : SMTPD_MODE_GREET;
     s->last_cmd = "CONNECT";
-    if (s->mode == SMTPD_MODE_GREET && !s->standalone)
+    /* RFC 5321 §4.3.1 early talkers: wait a little before the banner, except for mynetworks. */
+    if (s->mode == SMTPD_MODE_GREET && !s->standalone && !s->in_mynetworks)
         s->sleep_ms = var_smtpd_greet_pause_ms;
     return s;
 }

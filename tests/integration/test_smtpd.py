@@ -325,7 +325,7 @@ def test_pipelined_group_answered_in_order(kite):
 
 
 def test_early_talker_is_refused(kite):
-    start(kite, smtpd_greet_pause_ms=500)
+    start(kite, smtpd_greet_pause_ms=500, mynetworks="192.0.2.0/24")   # mynetworks clients get no pause
     s = socket.create_connection(("127.0.0.1", kite.port), timeout=10)
     s.sendall(b"EHLO early.example\r\n")
     data = b""
