@@ -772,7 +772,7 @@ static int eval_one(chk_ctx *c, restriction *r)
         return reject_fmt(c, 504, "5.5.2", c->helo, "Helo command", "need fully-qualified hostname");
     }
     if (strcmp(n, "reject_non_fqdn_sender") == 0 || strcmp(n, "reject_non_fqdn_recipient") == 0) {
-        int snd = n[11] == 's';
+        int snd = strcmp(n, "reject_non_fqdn_sender") == 0;
         const char *a = snd ? c->sender : c->rcpt;
         const char *d;
 

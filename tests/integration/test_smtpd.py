@@ -963,3 +963,22 @@ def test_empty_relay_and_recipient_restrictions_never_relay(kite):
     r.cmd("MAIL FROM:<a@example.org>")
     assert r.cmd("RCPT TO:<x@remote.example>").startswith("451 4.3.5")
     r.close()
+
+
+def test_delay_reject_no_rejects_at_each_stage(kite):
+    start(kite, smtpd_delay_reject="no", smtpd_helo_restrictions="reject_non_fqdn_helo_hostname",
+          smtpd_sender_restrictions="reject_non_fqdn_sender")
+    r = Raw(kite.port)
+    assert r.cmd("EHLO nodots").startswith("504 <nodots>: Helo command rejected")   # no EHLO yet: no X.Y.Z
+    r.cmd("EHLO c.example")
+    assert r.cmd("MAIL FROM:<user>").startswith("504 5.5.2 <user>: Sender address rejected")
+    assert r.cmd("MAIL FROM:<user@example.org>").startswith("250")
+    r.close()
+    kite.set(smtpd_client_restrictions="reject")
+    kite.reload()
+    time.sleep(0.5)
+    r = Raw(kite.port)
+    r.cmd("EHLO c.example")
+    assert r.cmd("MAIL FROM:<user@example.org>").startswith("554 5.7.1")
+    r.close()
+    kite.wait_log(r"NOQUEUE: reject: CONNECT from \w+\[127\.0\.0\.1\]: 554 5\.7\.1")
