@@ -670,14 +670,17 @@ static int check_client_access(chk_ctx *c, restriction *r)
         if (strcmp(c->s->name, "unknown") != 0)
             keys[n++] = c->s->name;
         if (!strchr(c->s->addr, ':')) {
-            snprintf(nets[0], sizeof(nets[0]), "%s", c->s->addr);
+            char work[64];
+
+            /* 192.0.2.1 -> "192.0.2", "192.0", "192" (Postfix's hash-table client lookups). */
+            snprintf(work, sizeof(work), "%s", c->s->addr);
             for (i = 0; i < 3; i++) {
-                char *dot = strrchr(nets[0], '.');
+                char *dot = strrchr(work, '.');
 
                 if (dot == NULL)
                     break;
                 *dot = 0;
-                memcpy(nets[i], nets[0], sizeof(nets[0]));
+                memcpy(nets[i], work, sizeof(work));
                 keys[n++] = nets[i];
             }
         }

@@ -723,6 +723,94 @@ static void test_auth_refused_in_a_transaction_and_before_ehlo(void **state)
     setup_conf(NULL);
 }
 
+/* ---- restrictions, one row per case ---- */
+
+static const struct {
+    const char *param, *value; /* one restriction list */
+    const char *client, *helo, *sender, *rcpt;
+    const char *reply; /* the RCPT reply, prefix */
+} policy_cases[] = {
+    {"smtpd_client_restrictions", "reject", "127.0.0.1", "c.example", "a@b.example", "alice@kite.test", "554 5.7.1"},
+    {"smtpd_client_restrictions", "permit_mynetworks, reject", "127.0.0.1", "c.example", "a@b.example",
+     "alice@kite.test", "451 4.3.0 Error: queue"},
+    {"smtpd_client_restrictions", "permit_mynetworks, reject", "192.0.2.1", "c.example", "a@b.example",
+     "alice@kite.test", "554 5.7.1"},
+    {"smtpd_client_restrictions", "defer", "127.0.0.1", "c.example", "a@b.example", "alice@kite.test", "450 4.3.2"},
+    {"smtpd_client_restrictions", "check_client_access inline:{192.0.2.1=REJECT}", "192.0.2.1", "c.example",
+     "a@b.example", "alice@kite.test", "554 5.7.1 <client.example[192.0.2.1]>: Client host rejected: Access denied"},
+    {"smtpd_client_restrictions", "check_client_access inline:{192.0.2=DEFER}", "192.0.2.1", "c.example", "a@b.example",
+     "alice@kite.test", "450 4.7.1"},
+    {"smtpd_client_restrictions", "check_client_access inline:{client.example=OK}, reject", "192.0.2.1", "c.example",
+     "a@b.example", "alice@kite.test", "451 4.3.0 Error: queue"},
+    {"smtpd_helo_restrictions", "reject_invalid_helo_hostname", "127.0.0.1", "bad..name", "a@b.example",
+     "alice@kite.test", "501 5.5.2 <bad..name>: Helo command rejected: Invalid name"},
+    {"smtpd_helo_restrictions", "reject_invalid_helo_hostname", "127.0.0.1", "[192.0.2.1]", "a@b.example",
+     "alice@kite.test", "451 4.3.0 Error: queue"},
+    {"smtpd_helo_restrictions", "reject_non_fqdn_helo_hostname", "127.0.0.1", "localhost", "a@b.example",
+     "alice@kite.test", "504 5.5.2 <localhost>: Helo command rejected: need fully-qualified hostname"},
+    {"smtpd_helo_restrictions", "check_helo_access inline:{{example=REJECT bad}}", "127.0.0.1", "x.example",
+     "a@b.example", "alice@kite.test", "554 5.7.1 <x.example>: Helo command rejected: bad"},
+    {"smtpd_sender_restrictions", "reject_non_fqdn_sender", "127.0.0.1", "c.example", "user", "alice@kite.test",
+     "504 5.5.2 <user>: Sender address rejected: need fully-qualified address"},
+    {"smtpd_sender_restrictions", "reject_non_fqdn_sender", "127.0.0.1", "c.example", "", "alice@kite.test",
+     "451 4.3.0 Error: queue"},
+    {"smtpd_sender_restrictions", "check_sender_access inline:{{b.example=550 5.7.0 go away}}", "127.0.0.1",
+     "c.example", "a@sub.b.example", "alice@kite.test",
+     "550 5.7.0 <a@sub.b.example>: Sender address rejected: go away"},
+    {"smtpd_sender_restrictions", "check_sender_access inline:{<>=REJECT}", "127.0.0.1", "c.example", "",
+     "alice@kite.test", "554 5.7.1 <>"},
+    {"smtpd_sender_restrictions", "check_sender_access inline:{a@=REJECT}", "127.0.0.1", "c.example", "a@x.example",
+     "alice@kite.test", "554 5.7.1"},
+    {"smtpd_recipient_restrictions", "reject_non_fqdn_recipient", "127.0.0.1", "c.example", "a@b.example", "alice@kite",
+     "504 5.5.2 <alice@kite>: Recipient address rejected"},
+    {"smtpd_recipient_restrictions", "check_recipient_access inline:{alice@kite.test=DUNNO}, reject", "127.0.0.1",
+     "c.example", "a@b.example", "alice@kite.test", "554 5.7.1"},
+    {"smtpd_recipient_restrictions", "check_recipient_access inline:{alice@kite.test=OK}, reject", "127.0.0.1",
+     "c.example", "a@b.example", "alice@kite.test", "451 4.3.0 Error: queue"},
+    {"smtpd_recipient_restrictions", "no_such_restriction", "127.0.0.1", "c.example", "a@b.example", "alice@kite.test",
+     "451 4.3.5 Server configuration error"},
+    {"smtpd_relay_restrictions", "permit_mynetworks, reject_unauth_destination", "192.0.2.1", "c.example",
+     "a@b.example", "x@elsewhere.example", "554 5.7.1 <x@elsewhere.example>: Relay access denied"},
+    {"smtpd_relay_restrictions", "permit_mynetworks, defer_unauth_destination", "192.0.2.1", "c.example", "a@b.example",
+     "x@elsewhere.example", "450 4.7.1"},
+    {"smtpd_relay_restrictions", "reject_unauth_destination", "192.0.2.1", "c.example", "a@b.example", "postmaster",
+     "451 4.3.0 Error: queue"},
+    {"relay_domains", "relay.example", "192.0.2.1", "c.example", "a@b.example", "x@sub.relay.example",
+     "451 4.3.0 Error: queue"},
+    {"smtpd_reject_unlisted_recipient", "no", "192.0.2.1", "c.example", "a@b.example", "nobody@kite.test",
+     "451 4.3.0 Error: queue"},
+};
+
+static void test_restrictions_table(void **state)
+{
+    size_t i;
+
+    (void) state;
+    for (i = 0; i < sizeof(policy_cases) / sizeof(policy_cases[0]); i++) {
+        harness h;
+        vbuf cmd;
+        const char *r;
+
+        conf_override(policy_cases[i].param, policy_cases[i].value);
+        assert_int_equal(conf_load("/nonexistent-kite-dir"), 0);
+        smtpd_check_init();
+        h_open(&h, policy_cases[i].client);
+        h.s->mode = SMTPD_MODE_CMD;
+        vbuf_init(&cmd, 0);
+        vbuf_printf(&cmd, "EHLO %s\r\nMAIL FROM:<%s>\r\n", policy_cases[i].helo, policy_cases[i].sender);
+        h_talk(&h, cmd.data, cmd.len);
+        vbuf_set(&cmd, "");
+        vbuf_printf(&cmd, "RCPT TO:<%s>\r\n", policy_cases[i].rcpt);
+        r = h_talk(&h, cmd.data, cmd.len);
+        if (strncmp(r, policy_cases[i].reply, strlen(policy_cases[i].reply)) != 0)
+            fail_msg("%s = %s: expected \"%s\", got \"%s\"", policy_cases[i].param, policy_cases[i].value,
+                     policy_cases[i].reply, r);
+        vbuf_release(&cmd);
+        h_close(&h);
+        setup_conf(NULL);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -746,6 +834,7 @@ int main(void)
         cmocka_unit_test(test_scram_rejects_malformed_client_first),
         cmocka_unit_test(test_secrets_plain_and_crypt),
         cmocka_unit_test(test_auth_dialogues),
+        cmocka_unit_test(test_restrictions_table),
         cmocka_unit_test(test_auth_refused_in_a_transaction_and_before_ehlo),
     };
 
