@@ -56,7 +56,9 @@ void smtpd_received_header(smtpd_session *s)
         vbuf_printf(&h, "\t(using %s)\r\n", smtpd_tls_description(s));
     if (s->sasl_username && var_smtpd_sasl_authenticated_header)
         vbuf_printf(&h, "\t(Authenticated sender: %s)\r\n", s->sasl_username);
-    vbuf_printf(&h, "\tby %s (%s) with %s id %s", var_myhostname, var_mail_name, smtpd_protocol(s), s->queue_id);
+    vbuf_printf(&h, "\tby %s (%s) with %s", var_myhostname, var_mail_name, smtpd_protocol(s));
+    if (s->queue_id[0])
+        vbuf_printf(&h, " id %s", s->queue_id);
     if (s->rcpt_count == 1 && s->first_rcpt)
         vbuf_printf(&h, "\r\n\tfor <%s>", s->first_rcpt);
     if (localtime_r(&now, &tm) == NULL || strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm) == 0)
@@ -165,7 +167,10 @@ void smtpd_data_finish(smtpd_session *s, const char *verb)
         vbuf_init(&reason, 0);
         st = smtpd_queue_finish(s, &reason);
         if (st == CLEANUP_OK) {
-            smtpd_reply(s, "250 2.0.0 Ok: queued as %s", s->queue_id);
+            if (s->queue_id[0])
+                smtpd_reply(s, "250 2.0.0 Ok: queued as %s", s->queue_id);
+            else
+                smtpd_reply(s, "250 2.0.0 Ok: queued"); /* via kitedrop: pickup names it */
             s->error_count = 0;
         } else {
             const char *r = vbuf_str(&reason);
@@ -173,8 +178,9 @@ void smtpd_data_finish(smtpd_session *s, const char *verb)
 
             if (*r == 0)
                 r = st == CLEANUP_REJECT ? "5.7.1 Error: message rejected" : "4.3.0 Error: queue file write error";
-            msg_info("%s: reject: %s from %s: %s %s; from=<%s> proto=%s helo=<%s>", s->queue_id, verb, s->namaddr, code,
-                     r, s->sender ? s->sender : "", s->esmtp ? "ESMTP" : "SMTP", vbuf_str(&s->helo));
+            msg_info("%s: reject: %s from %s: %s %s; from=<%s> proto=%s helo=<%s>",
+                     s->queue_id[0] ? s->queue_id : "NOQUEUE", verb, s->namaddr, code, r, s->sender ? s->sender : "",
+                     s->esmtp ? "ESMTP" : "SMTP", vbuf_str(&s->helo));
             smtpd_reply(s, "%s %s", code, r);
         }
         vbuf_release(&reason);

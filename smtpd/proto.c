@@ -697,7 +697,9 @@ static int queue_start(smtpd_session *s)
         return -1;
     }
     vbuf_release(&err);
-    if (s->sasl_username)
+    if (s->queue_id[0] == 0)
+        ; /* kitedrop: pickup logs the message */
+    else if (s->sasl_username)
         msg_info("%s: client=%s, sasl_method=%s, sasl_username=%s", s->queue_id, s->namaddr, s->sasl_method,
                  s->sasl_username);
     else
