@@ -57,7 +57,12 @@ int smtpd_queue_content(smtpd_session *s, const void *data, size_t len)
     return 0;
 }
 
-int smtpd_queue_finish(smtpd_session *s, vbuf *reason)
+int smtpd_queue_send_end(smtpd_session *s)
+{
+    return -1; /* the verdict is ready at once */
+}
+
+int smtpd_queue_verdict(smtpd_session *s, vbuf *reason)
 {
     struct fake_queue *q = (struct fake_queue *) s->queue;
 

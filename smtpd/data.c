@@ -140,14 +140,13 @@ static const char *data_error_reply(int errors)
 }
 
 /*
- * smtpd_data_finish - end of DATA or BDAT LAST: hand the message to cleanup
- * and answer only after cleanup says the file is safe on disk.
+ * smtpd_data_finish - end of DATA or BDAT LAST: hand the message to cleanup.
+ * The answer waits for cleanup's verdict, which comes only after the queue
+ * file is safe on disk; meanwhile the event loop serves other sessions.
  */
 void smtpd_data_finish(smtpd_session *s, const char *verb)
 {
-    vbuf reason;
-    int st;
-
+    s->finish_verb = verb;
     if (s->data_errors == 0 && s->content.len > 0) {
         if (smtpd_queue_content(s, s->content.data, s->content.len) < 0)
             s->data_errors |= SMTPD_DATA_WRITE_ERR;
@@ -163,28 +162,46 @@ void smtpd_data_finish(smtpd_session *s, const char *verb)
         smtpd_log_reject(s, "END-OF-MESSAGE", reply, NULL);
         smtpd_queue_abort(s);
         smtpd_reply(s, "%s", reply);
-    } else {
-        vbuf_init(&reason, 0);
-        st = smtpd_queue_finish(s, &reason);
-        if (st == CLEANUP_OK) {
-            if (s->queue_id[0])
-                smtpd_reply(s, "250 2.0.0 Ok: queued as %s", s->queue_id);
-            else
-                smtpd_reply(s, "250 2.0.0 Ok: queued"); /* via kitedrop: pickup names it */
-            s->error_count = 0;
-        } else {
-            const char *r = vbuf_str(&reason);
-            const char *code = st == CLEANUP_REJECT ? (strncmp(r, "5.3.4", 5) == 0 ? "552" : "550") : "451";
-
-            if (*r == 0)
-                r = st == CLEANUP_REJECT ? "5.7.1 Error: message rejected" : "4.3.0 Error: queue file write error";
-            msg_info("%s: reject: %s from %s: %s %s; from=<%s> proto=%s helo=<%s>",
-                     s->queue_id[0] ? s->queue_id : "NOQUEUE", verb, s->namaddr, code, r, s->sender ? s->sender : "",
-                     s->esmtp ? "ESMTP" : "SMTP", vbuf_str(&s->helo));
-            smtpd_reply(s, "%s %s", code, r);
-        }
-        vbuf_release(&reason);
+        smtpd_reset(s);
+        s->mode = SMTPD_MODE_CMD;
+        s->flush_now = 1;
+        return;
     }
+    s->queue_wait_fd = smtpd_queue_send_end(s);
+    if (s->queue_wait_fd >= 0) {
+        s->mode = SMTPD_MODE_QUEUE_WAIT;
+        return;
+    }
+    smtpd_data_verdict(s);
+}
+
+/* smtpd_data_verdict - see smtpd.h */
+void smtpd_data_verdict(smtpd_session *s)
+{
+    vbuf reason;
+    int st;
+
+    s->queue_wait_fd = -1;
+    vbuf_init(&reason, 0);
+    st = smtpd_queue_verdict(s, &reason);
+    if (st == CLEANUP_OK) {
+        if (s->queue_id[0])
+            smtpd_reply(s, "250 2.0.0 Ok: queued as %s", s->queue_id);
+        else
+            smtpd_reply(s, "250 2.0.0 Ok: queued"); /* via kitedrop: pickup names it */
+        s->error_count = 0;
+    } else {
+        const char *r = vbuf_str(&reason);
+        const char *code = st == CLEANUP_REJECT ? (strncmp(r, "5.3.4", 5) == 0 ? "552" : "550") : "451";
+
+        if (*r == 0)
+            r = st == CLEANUP_REJECT ? "5.7.1 Error: message rejected" : "4.3.0 Error: queue file write error";
+        msg_info("%s: reject: %s from %s: %s %s; from=<%s> proto=%s helo=<%s>",
+                 s->queue_id[0] ? s->queue_id : "NOQUEUE", s->finish_verb ? s->finish_verb : "DATA", s->namaddr, code,
+                 r, s->sender ? s->sender : "", s->esmtp ? "ESMTP" : "SMTP", vbuf_str(&s->helo));
+        smtpd_reply(s, "%s %s", code, r);
+    }
+    vbuf_release(&reason);
     smtpd_reset(s);
     s->mode = SMTPD_MODE_CMD;
     s->flush_now = 1;

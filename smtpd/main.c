@@ -43,6 +43,7 @@ static conn_count *conn_counts;
 static void session_drive(smtpd_session *s);
 static void on_timeout(void *ctx);
 static void on_wake(void *ctx);
+static void on_queue(int fd, int events, void *ctx);
 
 /* count_adjust - change a client address's count; returns the new count */
 static int count_adjust(const char *addr, int delta)
@@ -156,6 +157,8 @@ static void session_close(smtpd_session *s)
     vbuf_release(&counts);
     if (!s->standalone)
         count_adjust(s->addr, -1);
+    if (s->queue_wait_fd >= 0)
+        event_remove(s->queue_wait_fd); /* the queue connection closes below */
     event_timer_cancel(on_timeout, s);
     event_timer_cancel(on_wake, s);
     smtpd_session_free(s);
@@ -187,6 +190,16 @@ static void on_wake(void *ctx)
     session_drive(s);
 }
 
+/* on_queue - cleanup's verdict has arrived */
+static void on_queue(int fd, int events, void *ctx)
+{
+    smtpd_session *s = ctx;
+
+    event_remove(fd);
+    smtpd_data_verdict(s);
+    session_drive(s);
+}
+
 /* session_drive - run the engine and wait for what it wants */
 static void session_drive(smtpd_session *s)
 {
@@ -200,6 +213,11 @@ static void session_drive(smtpd_session *s)
     case SMTPD_WANT_WRITE:
         event_disable_read(fd);
         event_enable_write(fd, on_io, s);
+        break;
+    case SMTPD_WANT_QUEUE:
+        event_disable_read(fd);
+        event_disable_write(fd);
+        event_enable_read(s->queue_wait_fd, on_queue, s);
         break;
     case SMTPD_WANT_SLEEP:
         event_disable_read(fd);

@@ -165,6 +165,7 @@ smtpd_session *smtpd_session_new(int fd, int standalone, const char *name, const
     vbuf_init(&s->content, 0);
     s->mode = var_smtpd_tls_wrappermode && !s->standalone ? SMTPD_MODE_TLS_WRAP : SMTPD_MODE_GREET;
     s->last_cmd = "CONNECT";
+    s->queue_wait_fd = -1;
     /* RFC 5321 §4.3.1 early talkers: wait a little before the banner, except for mynetworks. */
     if (s->mode == SMTPD_MODE_GREET && !s->standalone && !s->in_mynetworks)
         s->sleep_ms = var_smtpd_greet_pause_ms;
@@ -1267,6 +1268,8 @@ int smtpd_run(smtpd_session *s)
             if ((r = smtpd_bdat_input(s)) != 0)
                 return r;
             break;
+        case SMTPD_MODE_QUEUE_WAIT:
+            return SMTPD_WANT_QUEUE;
         case SMTPD_MODE_QUIT:
             if (flush_blocked(s))
                 return SMTPD_WANT_WRITE;

@@ -210,8 +210,20 @@ int smtpd_queue_content(smtpd_session *s, const void *data, size_t len)
     return q->failed ? -1 : 0;
 }
 
-/* smtpd_queue_finish - end the message; CLEANUP_* with the reason */
-int smtpd_queue_finish(smtpd_session *s, vbuf *reason)
+/* smtpd_queue_send_end - see smtpd.h: cleanup answers on its socket once the file is safe */
+int smtpd_queue_send_end(smtpd_session *s)
+{
+    smtpd_queue *q = s->queue;
+
+    if (q == NULL || q->client == NULL)
+        return -1; /* kitedrop: all done in smtpd_queue_verdict */
+    if (cleanup_send_end(q->client) < 0)
+        return -1; /* the verdict (a deferral) is known now */
+    return cleanup_verdict_fd(q->client);
+}
+
+/* smtpd_queue_verdict - see smtpd.h */
+int smtpd_queue_verdict(smtpd_session *s, vbuf *reason)
 {
     smtpd_queue *q = s->queue;
     int st;
@@ -220,7 +232,7 @@ int smtpd_queue_finish(smtpd_session *s, vbuf *reason)
     if (q == NULL)
         return CLEANUP_DEFER;
     if (q->client) {
-        st = cleanup_finish(q->client, reason);
+        st = cleanup_verdict(q->client, reason);
     } else {
         if (!q->content_started)
             drop_record(q, 'M', "", 0);

@@ -23,17 +23,20 @@
 #define SMTPD_WANT_WRITE 2
 #define SMTPD_WANT_SLEEP 3 /* sess->sleep_ms, then run again */
 #define SMTPD_WANT_CLOSE 4
+#define SMTPD_WANT_QUEUE 5 /* the verdict from cleanup, on queue_wait_fd */
+#define SMTPD_WANT_QUEUE 5 /* the verdict from cleanup, on queue_wait_fd */
 
 /* Input modes. */
 enum smtpd_mode {
-    SMTPD_MODE_GREET,    /* greeting not sent yet */
-    SMTPD_MODE_TLS_WRAP, /* wrapper-mode handshake before greeting */
-    SMTPD_MODE_CMD,      /* reading commands */
-    SMTPD_MODE_DATA,     /* reading DATA text */
-    SMTPD_MODE_BDAT,     /* reading a BDAT chunk */
-    SMTPD_MODE_AUTH,     /* reading a SASL response line */
-    SMTPD_MODE_TLS,      /* STARTTLS handshake */
-    SMTPD_MODE_QUIT      /* flush and close */
+    SMTPD_MODE_GREET,      /* greeting not sent yet */
+    SMTPD_MODE_TLS_WRAP,   /* wrapper-mode handshake before greeting */
+    SMTPD_MODE_CMD,        /* reading commands */
+    SMTPD_MODE_DATA,       /* reading DATA text */
+    SMTPD_MODE_BDAT,       /* reading a BDAT chunk */
+    SMTPD_MODE_AUTH,       /* reading a SASL response line */
+    SMTPD_MODE_TLS,        /* STARTTLS handshake */
+    SMTPD_MODE_QUEUE_WAIT, /* message ended; waiting for cleanup's verdict */
+    SMTPD_MODE_QUIT        /* flush and close */
 };
 
 /* Per-verb counters for the "disconnect from" line. */
@@ -99,10 +102,12 @@ typedef struct smtpd_session {
     long declared_size;
     int body; /* SMTPD_BODY_* */
     int smtputf8;
-    char *envid;        /* decoded ENVID */
-    char *ret;          /* "full" / "hdrs" */
-    char *first_rcpt;   /* for "for <...>" in Received: */
-    smtpd_queue *queue; /* cleanup connection */
+    char *envid;             /* decoded ENVID */
+    char *ret;               /* "full" / "hdrs" */
+    char *first_rcpt;        /* for "for <...>" in Received: */
+    smtpd_queue *queue;      /* cleanup connection */
+    int queue_wait_fd;       /* where the verdict arrives (QUEUE_WAIT) */
+    const char *finish_verb; /* "DATA" or "BDAT", for the log */
     char queue_id[32];
 
     /* DATA / BDAT. */
@@ -149,6 +154,10 @@ int smtpd_data_input(smtpd_session *s); /* returns SMTPD_WANT_* or 0 */
 /* smtpd_data_line - one DATA line; 1 when it ended the data */
 int smtpd_data_line(smtpd_session *s, const char *data, size_t len, int flags);
 void smtpd_data_finish(smtpd_session *s, const char *verb);
+/* smtpd_data_verdict - cleanup's verdict is there: answer the client */
+void smtpd_data_verdict(smtpd_session *s);
+/* smtpd_data_verdict - cleanup's verdict is there: answer the client */
+void smtpd_data_verdict(smtpd_session *s);
 void smtpd_content(smtpd_session *s, const void *data, size_t len);
 void smtpd_received_header(smtpd_session *s);
 void smtpd_bdat_cmd(smtpd_session *s, int argc, char **argv);
@@ -205,7 +214,10 @@ int smtpd_queue_open(smtpd_session *s, vbuf *err);
 void smtpd_queue_attr(smtpd_session *s, const char *name, const char *value);
 void smtpd_queue_rcpt(smtpd_session *s, const char *addr, const char *orcpt, int notify);
 int smtpd_queue_content(smtpd_session *s, const void *data, size_t len);
-int smtpd_queue_finish(smtpd_session *s, vbuf *reason);
+/* smtpd_queue_send_end - end the message; the fd the verdict comes on, or -1 if it is ready now */
+int smtpd_queue_send_end(smtpd_session *s);
+/* smtpd_queue_verdict - CLEANUP_* with the reason text; the queue is gone afterwards */
+int smtpd_queue_verdict(smtpd_session *s, vbuf *reason);
 void smtpd_queue_abort(smtpd_session *s);
 
 #endif
