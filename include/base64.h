@@ -1,5 +1,6 @@
 /*
  * base64 - RFC 4648 base64 (the standard alphabet, with padding).
+ * Each function replaces the content of out; on failure out is empty.
  */
 #ifndef KITE_BASE64_H
 #define KITE_BASE64_H

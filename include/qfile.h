@@ -65,6 +65,10 @@ typedef struct qfile_writer qfile_writer;
  */
 qfile_writer *qfile_create(const char *queue, vbuf *err);
 const char *qfile_writer_id(const qfile_writer *w);
+/* qfile_create_mode - qfile_create with an explicit file mode (kitedrop: 0644) */
+qfile_writer *qfile_create_mode(const char *queue, mode_t mode, vbuf *err);
+/* qfile_writer_set_queue - finish into another queue (e.g. "hold"; same file system) */
+void qfile_writer_set_queue(qfile_writer *w, const char *queue);
 int qfile_put_attr(qfile_writer *w, const char *name, const char *value);
 int qfile_put_rcpt(qfile_writer *w, const char *address, const char *orcpt, const char *orig, int notify);
 int qfile_put_warn_time(qfile_writer *w, long long when);

@@ -17,5 +17,7 @@ void queue_id_make(char id[QUEUE_ID_SIZE], time_t sec, long usec, ino_t ino);
 int queue_id_valid(const char *id);
 /* queue_id_time - the creation time encoded in an ID; -1 if invalid */
 time_t queue_id_time(const char *id);
+/* queue_id_usec - the microseconds part of the creation time; -1 if invalid */
+long queue_id_usec(const char *id);
 
 #endif

@@ -1,6 +1,7 @@
 /*
  * xtext - RFC 3461 §4 xtext ("+" followed by two uppercase hex digits for
  * '+', '=', and bytes outside "!".."~").
+ * Each function replaces the content of out; on failure out is empty.
  */
 #ifndef KITE_XTEXT_H
 #define KITE_XTEXT_H

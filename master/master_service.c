@@ -19,10 +19,12 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "attr.h"
 #include "master.h"
 #include "msg.h"
 #include "mymalloc.h"
 #include "params.h"
+#include "stream.h"
 #include "strutil.h"
 #include "vbuf.h"
 
@@ -394,16 +396,13 @@ void master_services_close_all(void)
 
 /*
  * master_wakeup - connect to a unix service and send the trigger frame
- * {request = "wakeup"} (attr.h wire format); never blocks.
+ * {request = "wakeup"}; never waits for the service.
  */
 void master_wakeup(master_service *serv)
 {
-    static const unsigned char frame[] = {
-        0, 0, 0, 20,                                /* payload length */
-        's', 0, 7, 'r', 'e', 'q', 'u', 'e', 's', 't', /* string "request" */
-        0, 0, 0, 6, 'w', 'a', 'k', 'e', 'u', 'p',     /* = "wakeup" */
-    };
     struct sockaddr_un sun;
+    attr_list *req;
+    stream *s;
     int fd;
 
     if (serv->sock_path == NULL || strlen(serv->sock_path) >= sizeof(sun.sun_path))
@@ -419,8 +418,15 @@ void master_wakeup(master_service *serv)
         /* EAGAIN: the backlog is full of triggers already; that is enough. */
         if (errno != EAGAIN)
             msg_warn("wakeup %s: connect: %m", serv->sock_path);
-    } else if (send(fd, frame, sizeof(frame), MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t) sizeof(frame)) {
-        msg_warn("wakeup %s: send: %m", serv->sock_path);
+        close(fd);
+        return;
     }
-    close(fd);
+    s = stream_open(fd);
+    stream_set_timeout(s, 0);           /* a tiny frame into an empty socket buffer */
+    req = attr_new();
+    attr_put_str(req, "request", "wakeup");
+    if (attr_write(s, req) < 0)
+        msg_warn("wakeup %s: cannot send the trigger", serv->sock_path);
+    attr_free(req);
+    stream_close(s);
 }

@@ -38,6 +38,9 @@
 
 static const char *confdir;
 
+/* What master writes to stderr once every listener is open (master.c). */
+#define MASTER_READY_TOKEN "kite-master-ready\n"
+
 /* usage - the command line, then exit */
 static void usage(void) __attribute__((noreturn));
 static void usage(void)
@@ -317,15 +320,16 @@ static int cmd_start(int errors)
         vbuf_append(&out, buf, (size_t) n);
     }
     close(pfd[0]);
-    /* EOF: master either closed its stderr (ready) or exited (failed). */
-    if (waitpid(pid, &status, WNOHANG) == pid) {
+    /* EOF: master either said it is ready and let go of stderr, or exited. */
+    if (out.len < sizeof(MASTER_READY_TOKEN) - 1 ||
+        strcmp(vbuf_str(&out) + out.len - (sizeof(MASTER_READY_TOKEN) - 1), MASTER_READY_TOKEN) != 0) {
         if (out.len)
             fputs(vbuf_str(&out), stderr);
+        (void) waitpid(pid, &status, WNOHANG);  /* reaped when it has exited */
         msg_error("the Kite mail system failed to start");
         return 1;
     }
-    if (out.len)
-        fputs(vbuf_str(&out), stderr);
+    /* Ready: what master printed on the way is in its log already. */
     xfree(argv);
     clean_env_free(env);
     vbuf_release(&path);
