@@ -59,13 +59,40 @@ static void domain_list_free(domain_list *l)
     l->n = 0;
 }
 
-/* domain_list_init - parse "a.example, .b.example, hash:/etc/x" */
+/* list_token - next comma/space separated token, keeping "{...}" together */
+static char *list_token(char **cursor)
+{
+    char *p = *cursor, *start;
+    int depth = 0;
+
+    while (*p && strchr(CHARS_COMMA_SPACE, *p))
+        p++;
+    if (*p == 0) {
+        *cursor = p;
+        return NULL;
+    }
+    start = p;
+    for (; *p; p++) {
+        if (*p == '{')
+            depth++;
+        else if (*p == '}' && depth > 0)
+            depth--;
+        else if (depth == 0 && strchr(CHARS_COMMA_SPACE, *p))
+            break;
+    }
+    if (*p)
+        *p++ = 0;
+    *cursor = p;
+    return start;
+}
+
+/* domain_list_init - parse "a.example, .b.example, hash:/etc/x, inline:{...}" */
 static void domain_list_init(domain_list *l, const char *param, const char *value)
 {
     char *copy = xstrdup(value ? value : ""), *cursor = copy, *tok;
 
     domain_list_free(l);
-    while ((tok = str_token(&cursor, CHARS_COMMA_SPACE)) != NULL) {
+    while ((tok = list_token(&cursor)) != NULL) {
         domain_entry e = {NULL, NULL};
 
         if (tok[0] != '[' && strchr(tok, ':') != NULL) {
