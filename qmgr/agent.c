@@ -83,7 +83,7 @@ static void agent_finish(qmgr_conn *c, const char *why)
             fail_dsn = r->dsn;
             fail_reason = r->reason;
         }
-        qmgr_message_result(m, c->rcpts[i], r, 0);
+        qmgr_message_result(m, c->rcpts[i], r);
         if (m->rcpts[c->rcpts[i]].state == QMGR_RCPT_DONE)
             done[ndone++] = c->rcpts[i];
     }
@@ -271,7 +271,8 @@ int qmgr_agent_start(qmgr_dest *d, qmgr_message *m, const size_t *rcpts, size_t 
 
     vbuf_init(&path, 0);
     vbuf_printf(&path, "private/%s", d->transport);
-    fd = mail_server_connect(vbuf_str(&path), 0);
+    /* A full listen queue says EAGAIN: mail_server_connect retries briefly. */
+    fd = mail_server_connect(vbuf_str(&path), 2);
     if (fd < 0 || (flags = fcntl(fd, F_GETFL)) < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
         vbuf reason;
 

@@ -114,7 +114,7 @@ void qmgr_message_defer_rcpt(qmgr_message *m, size_t rcpt, const char *dsn, cons
     res.reason = (char *) reason;
     res.relay = (char *) relay;
     deliver_log(&m->req, &m->rcpts[rcpt].dr, &res, 0, 0);
-    qmgr_message_result(m, rcpt, &res, 0);
+    qmgr_message_result(m, rcpt, &res);
 }
 
 /*
@@ -122,11 +122,10 @@ void qmgr_message_defer_rcpt(qmgr_message *m, size_t rcpt, const char *dsn, cons
  * record now; marking done is the caller's (batched, one sync) via
  * qmgr_message_mark_done() for OK and BOUNCE.
  */
-void qmgr_message_result(qmgr_message *m, size_t rcpt, const deliver_result *res, int marked)
+void qmgr_message_result(qmgr_message *m, size_t rcpt, const deliver_result *res)
 {
     qmgr_rcpt *r = &m->rcpts[rcpt];
 
-    (void) marked;
     if (r->state == QMGR_RCPT_TODO || r->state == QMGR_RCPT_BUSY)
         m->unfinished--;
     switch (res->status) {
@@ -412,7 +411,7 @@ static void route(qmgr_message *m, size_t i)
         res.reason = VBUF_LEN(&rr.nexthop) ? rr.nexthop.data : (char *) (bounce ? "mail delivery disabled" : "mail delivery deferred");
         res.relay = "none";
         deliver_log(&m->req, &r->dr, &res, 0, 0);
-        qmgr_message_result(m, i, &res, 0);
+        qmgr_message_result(m, i, &res);
         if (bounce && r->state == QMGR_RCPT_DONE)
             (void) qmgr_message_mark_done(m, &i, 1);
     } else {

@@ -85,7 +85,7 @@ void qmgr_scan_incoming_soon(void);
 
 /* message.c */
 qmgr_message *qmgr_message_load(const char *queue, const char *id);
-void qmgr_message_result(qmgr_message *m, size_t rcpt, const deliver_result *res, int marked);
+void qmgr_message_result(qmgr_message *m, size_t rcpt, const deliver_result *res);
 int qmgr_message_mark_done(qmgr_message *m, const size_t *rcpts, size_t n);
 void qmgr_message_defer_rcpt(qmgr_message *m, size_t rcpt, const char *dsn, const char *reason, const char *relay);
 void qmgr_message_check_done(qmgr_message *m);
