@@ -25,7 +25,7 @@
 
 /* One entry of a domain list: a name or a table. */
 typedef struct domain_entry {
-    char *name;                         /* lowercased; ".x" matches subdomains */
+    char *name; /* lowercased; ".x" matches subdomains */
     maps *table;
 } domain_entry;
 
@@ -100,7 +100,7 @@ static void domain_list_init(domain_list *l, const char *param, const char *valu
         } else {
             size_t len = strlen(tok);
 
-            while (len > 1 && tok[len - 1] == '.')      /* "example.com." */
+            while (len > 1 && tok[len - 1] == '.') /* "example.com." */
                 tok[--len] = 0;
             e.name = xstrdup(tok);
             str_lower(e.name);
@@ -325,7 +325,7 @@ static const char *transport_lookup(const char *addr, const char *domain, int *s
             return res;
         vbuf_init(&key, 0);
         for (const char *d = strchr(domain, '.'); d; d = strchr(d + 1, '.')) {
-            (void) vbuf_set(&key, d);   /* ".example.com" */
+            (void) vbuf_set(&key, d); /* ".example.com" */
             res = maps_find(rs_transport_maps, vbuf_str(&key), status);
             if (*status != MAP_NOTFOUND) {
                 vbuf_release(&key);

@@ -29,9 +29,9 @@ typedef struct qmgr_conn {
     int fd;
     qmgr_dest *dest;
     qmgr_message *msg;
-    size_t *rcpts;                      /* message recipient slots */
+    size_t *rcpts; /* message recipient slots */
     size_t n;
-    deliver_result *results;            /* by request position */
+    deliver_result *results; /* by request position */
     unsigned char *got;
     int greeted, finished;
     vbuf in, out;

@@ -41,8 +41,8 @@
 int qmgr_stopped;
 int qmgr_active_count;
 
-static int qmgr_incoming_more;          /* incoming/ had more than we took */
-static int qmgr_deferred_more;          /* deferred/ had due mail we could not take */
+static int qmgr_incoming_more; /* incoming/ had more than we took */
+static int qmgr_deferred_more; /* deferred/ had due mail we could not take */
 
 /* kick_timer - run the scheduler outside of whatever called qmgr_kick */
 static void kick_timer(void *ctx)
@@ -190,8 +190,8 @@ static int site_ok(const char *site)
     if (n == 0 || n > 255)
         return 0;
     for (const char *p = site; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '.'
-              || *p == '-' || *p == '_' || *p == '[' || *p == ']' || *p == ':'))
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '.' ||
+              *p == '-' || *p == '_' || *p == '[' || *p == ']' || *p == ':'))
             return 0;
     return 1;
 }
@@ -231,7 +231,7 @@ static void reply(stream *client, int status, const char *text)
 
     attr_put_int(r, "status", status);
     attr_put_str(r, "text", text);
-    (void) attr_write(client, r);       /* the client may not wait: ignore errors */
+    (void) attr_write(client, r); /* the client may not wait: ignore errors */
     attr_free(r);
 }
 

@@ -29,7 +29,7 @@
 #include "strutil.h"
 #include "vbuf.h"
 
-static qmgr_message *qmgr_messages;    /* the active queue in memory */
+static qmgr_message *qmgr_messages; /* the active queue in memory */
 
 /* qmgr_message_find - an active message by ID */
 qmgr_message *qmgr_message_find(const char *id)
@@ -369,9 +369,12 @@ static int envelope(qmgr_message *m, const qfile *q, vbuf *why)
     if ((v = qfile_attr(q, "envid")) && *v)
         m->req.envid = xstrdup(v);
     v = qfile_attr(q, "ret");
-    m->req.ret = v == NULL ? 0 : str_case_eq(v, "full") ? DELIVER_RET_FULL : str_case_eq(v, "hdrs") ? DELIVER_RET_HDRS : 0;
+    m->req.ret = v == NULL                ? 0
+                 : str_case_eq(v, "full") ? DELIVER_RET_FULL
+                 : str_case_eq(v, "hdrs") ? DELIVER_RET_HDRS
+                                          : 0;
     v = qfile_attr(q, "body");
-    m->req.body = v == NULL                   ? DELIVER_BODY_7BIT
+    m->req.body = v == NULL                      ? DELIVER_BODY_7BIT
                   : str_case_eq(v, "8bitmime")   ? DELIVER_BODY_8BITMIME
                   : str_case_eq(v, "binarymime") ? DELIVER_BODY_BINARYMIME
                                                  : DELIVER_BODY_7BIT;
@@ -408,7 +411,8 @@ static void route(qmgr_message *m, size_t i)
         res.status = bounce ? DELIVER_BOUNCE : DELIVER_DEFER;
         memcpy(res.dsn, bounce ? "5.0.0" : "4.0.0", 6);
         res.action = bounce ? "failed" : "delayed";
-        res.reason = VBUF_LEN(&rr.nexthop) ? rr.nexthop.data : (char *) (bounce ? "mail delivery disabled" : "mail delivery deferred");
+        res.reason = VBUF_LEN(&rr.nexthop) ? rr.nexthop.data
+                                           : (char *) (bounce ? "mail delivery disabled" : "mail delivery deferred");
         res.relay = "none";
         deliver_log(&m->req, &r->dr, &res, 0, 0);
         qmgr_message_result(m, i, &res);
@@ -421,7 +425,8 @@ static void route(qmgr_message *m, size_t i)
             vbuf reason;
 
             vbuf_init(&reason, 0);
-            vbuf_printf(&reason, "delivery temporarily suspended: %s", d->dead_reason ? d->dead_reason : "destination unreachable");
+            vbuf_printf(&reason, "delivery temporarily suspended: %s",
+                        d->dead_reason ? d->dead_reason : "destination unreachable");
             qmgr_message_defer_rcpt(m, i, d->dead_dsn[0] ? d->dead_dsn : "4.4.1", vbuf_str(&reason), "none");
             vbuf_release(&reason);
         } else {
@@ -482,8 +487,8 @@ qmgr_message *qmgr_message_load(const char *queue, const char *id)
     m->req.active = deliver_now();
 
     /* Keep the delay warning time in the file (0 = none or already sent). */
-    if (var_delay_warning_time > 0 && m->warn_time == 0 && strcmp(queue, MAIL_QUEUE_INCOMING) == 0
-        && m->req.arrival + (double) var_delay_warning_time > (double) time(NULL)) {
+    if (var_delay_warning_time > 0 && m->warn_time == 0 && strcmp(queue, MAIL_QUEUE_INCOMING) == 0 &&
+        m->req.arrival + (double) var_delay_warning_time > (double) time(NULL)) {
         m->warn_time = (long long) m->req.arrival + var_delay_warning_time;
         if (qfile_set_warn_time(q, m->warn_time) < 0 || qfile_sync(q) < 0)
             msg_warn("%s: set delay warning time: %m", id);
@@ -496,7 +501,7 @@ qmgr_message *qmgr_message_load(const char *queue, const char *id)
         qmgr_rcpt *r;
 
         if (qr->done)
-            continue;                   /* finished in an earlier round */
+            continue; /* finished in an earlier round */
         r = &m->rcpts[m->nrcpt++];
         r->index = i;
         r->state = QMGR_RCPT_TODO;

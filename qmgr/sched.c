@@ -28,7 +28,7 @@
 #include "vbuf.h"
 
 static qmgr_dest *qmgr_dests;
-static qmgr_dest *qmgr_cursor;          /* round-robin position */
+static qmgr_dest *qmgr_cursor; /* round-robin position */
 
 /* transport_limit - <transport>_<suffix>, else the default */
 static int transport_limit(const char *transport, const char *suffix, long def)
@@ -123,7 +123,8 @@ static void defer_waiting(qmgr_dest *d)
     vbuf reason;
 
     vbuf_init(&reason, 0);
-    vbuf_printf(&reason, "delivery temporarily suspended: %s", d->dead_reason ? d->dead_reason : "destination unreachable");
+    vbuf_printf(&reason, "delivery temporarily suspended: %s",
+                d->dead_reason ? d->dead_reason : "destination unreachable");
     while (d->head) {
         qmgr_todo *t = d->head;
         size_t i;
@@ -241,12 +242,12 @@ void qmgr_schedule(void)
             next = d->next ? d->next : qmgr_dests;
             if (d->ntodo > 0 && qmgr_dest_is_dead(d)) {
                 defer_waiting(d);
-            } else if (d->ntodo > 0 && d->active < d->limit
-                       && transport_active(d->transport) < var_default_process_limit) {
+            } else if (d->ntodo > 0 && d->active < d->limit &&
+                       transport_active(d->transport) < var_default_process_limit) {
                 qmgr_cursor = next;
                 (void) start_one(d);
                 progress = 1;
-                break;                  /* the list may have changed: restart from the cursor */
+                break; /* the list may have changed: restart from the cursor */
             }
             d = next;
         } while (d != start);

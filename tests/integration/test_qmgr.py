@@ -180,9 +180,11 @@ def setup_instance(kite, extra_services="", **params):
     kite.set(**base)
     services = ["qmgr unix n - n 300 1 qmgr",
                 f"testagent unix - - n - 20 testagent {agent.table} {agent.journal}"]
-    if (LIBEXEC / "bounce").exists() and (LIBEXEC / "cleanup").exists():
+    if have_bounce():
         services += ["bounce unix - - n - 0 bounce", "defer unix - - n - 0 bounce",
                      "trace unix - - n - 0 bounce", "cleanup unix n - n - 0 cleanup"]
+    if (LIBEXEC / "local").exists():
+        services += ["virtual unix - n n - - local"]
     kite.master_cf("\n".join(services) + "\n" + extra_services)
     return agent
 
@@ -441,3 +443,35 @@ def test_many_messages_all_delivered_once(kite):
     text = kite.log_text()
     assert len(re.findall(r": removed", text)) == 200
     assert sorted(r[0] for r in agent.requests()) == sorted(ids)
+
+
+@needs_daemons
+@pytest.mark.skipif(not have_bounce() or not (LIBEXEC / "local").exists(), reason="needs bounce, cleanup, local")
+def test_delay_warning_sent_once_while_deferred(kite):
+    agent = setup_instance(kite, delay_warning_time="1s")
+    agent.set("slow@example.com defer 4.2.0 mailbox busy")
+    kite.start()
+    qid = write_message(kite, "alice@sandbox.test", ["slow@example.com"], notify=8 | 4)
+    qmgr_request(kite, "incoming")
+    files = kite.wait_for_files(kite.maildir_base / "alice" / "new", 1, timeout=20)
+    report = files[0].read_bytes()
+    assert b"report-type=delivery-status" in report
+    assert re.search(rb"Action: delayed", report)
+    assert b"slow@example.com" in report
+    # later rounds do not warn again
+    kite.wait_log(re.escape(qid) + r": from=<alice@sandbox.test>.*\n(.*\n)*.*" + re.escape(qid) + r": from=", timeout=15)
+    time.sleep(3)
+    assert len(list((kite.maildir_base / "alice" / "new").iterdir())) == 1
+    assert qid in queue_files(kite, "deferred") + queue_files(kite, "active")
+
+
+@needs_daemons
+@pytest.mark.skipif(not have_bounce(), reason="needs bounce and cleanup")
+def test_success_notice_for_notify_success(kite):
+    agent = setup_instance(kite)
+    kite.start()
+    qid = write_message(kite, "alice@sandbox.test", ["bob@example.com"], notify=2)
+    qmgr_request(kite, "incoming")
+    kite.wait_log(re.escape(qid) + r": to=<bob@example.com>, .*status=sent")
+    kite.wait_log(re.escape(qid) + r": removed", timeout=15)
+    assert qid not in queue_files(kite, "trace")

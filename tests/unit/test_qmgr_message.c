@@ -61,8 +61,8 @@ static void capture(enum msg_level level, const char *text)
 /* configure - a fresh configuration and an empty queue directory */
 static int setup(void **state)
 {
-    static const char *const dirs[] = {"incoming", "active", "deferred", "hold", "corrupt", "bounce",
-                                       "defer", "trace", "private", "public"};
+    static const char *const dirs[] = {"incoming", "active", "deferred", "hold",    "corrupt",
+                                       "bounce",   "defer",  "trace",    "private", "public"};
     char path[256];
 
     (void) state;
@@ -173,7 +173,7 @@ static void test_load_logs_and_routes(void **state)
     assert_string_equal(m->rcpts[2].dest->nexthop, "other.test");
     assert_ptr_equal(qmgr_message_find(id), m);
     assert_int_equal(qmgr_active_count, 1);
-    qmgr_schedule();                    /* no agent: deferred, out of the way */
+    qmgr_schedule(); /* no agent: deferred, out of the way */
     assert_int_equal(qmgr_active_count, 0);
 }
 
@@ -223,7 +223,7 @@ static void test_backoff_grows_with_age(void **state)
     qmgr_schedule();
     assert_true(mtime_of("deferred", id) >= time(NULL) + 39 && mtime_of("deferred", id) <= time(NULL) + 41);
     id2 = put_message("s@example.org", rcpts, (double) time(NULL) - 4000);
-    assert_null(qmgr_message_load("incoming", id2));        /* destination suspended meanwhile */
+    assert_null(qmgr_message_load("incoming", id2)); /* destination suspended meanwhile */
     assert_true(mtime_of("deferred", id2) >= time(NULL) + 99 && mtime_of("deferred", id2) <= time(NULL) + 100);
 }
 
@@ -346,7 +346,7 @@ static void test_error_transport_bounces_and_marks_done(void **state)
     assert_null(qmgr_message_load("incoming", id));
     assert_true(log_has("dsn=5.0.0, status=bounced (remote mail disabled)"));
     assert_true(in_queue("bounce", id));
-    assert_true(in_queue("deferred", id));      /* notice still owed */
+    assert_true(in_queue("deferred", id)); /* notice still owed */
     vbuf_init(&path, 0);
     vbuf_init(&err, 0);
     mail_queue_path(&path, "deferred", id);
@@ -401,7 +401,7 @@ static void test_flush_site_matching(void **state)
     assert_true(qmgr_message_has_site(q, "other.test"));
     assert_false(qmgr_message_has_site(q, "example.org"));
     assert_int_equal(qfile_mark_done(q, 0, 1), 0);
-    assert_false(qmgr_message_has_site(q, "example.com"));     /* done recipients don't count */
+    assert_false(qmgr_message_has_site(q, "example.com")); /* done recipients don't count */
     qfile_close(q);
     vbuf_release(&path);
     vbuf_release(&err);
