@@ -18,28 +18,28 @@
 #include "stream.h"
 
 typedef struct deliver_rcpt {
-    long index; /* position in the queue file */
+    long index;                         /* position in the queue file */
     char *address;
-    char *orcpt; /* NULL if none */
-    char *orig;  /* NULL if none */
-    int notify;  /* QF_NOTIFY_* */
+    char *orcpt;                        /* NULL if none */
+    char *orig;                         /* NULL if none */
+    int notify;                         /* QF_NOTIFY_* */
 } deliver_rcpt;
 
 typedef struct deliver_request {
     char *queue_name;
     char *queue_id;
-    char *transport; /* master.cf service name */
-    char *nexthop;   /* domain, [host]:port, unix:/path ... */
+    char *transport;                    /* master.cf service name */
+    char *nexthop;                      /* domain, [host]:port, unix:/path ... */
     char *sender;
-    char *envid; /* NULL if none */
-    int ret;     /* 0, DELIVER_RET_FULL, DELIVER_RET_HDRS */
-    int body;    /* DELIVER_BODY_* */
+    char *envid;                        /* NULL if none */
+    int ret;                            /* 0, DELIVER_RET_FULL, DELIVER_RET_HDRS */
+    int body;                           /* DELIVER_BODY_* */
     int smtputf8;
     long long size;
-    double arrival;                  /* seconds since the epoch */
-    double active;                   /* when qmgr took it (delays a/b) */
-    char *client_name, *client_addr; /* for logging/headers; may be NULL */
-    int flags;                       /* DELIVER_FLAG_* */
+    double arrival;                     /* seconds since the epoch */
+    double active;                      /* when qmgr took it (delays a/b) */
+    char *client_name, *client_addr;    /* for logging/headers; may be NULL */
+    int flags;                          /* DELIVER_FLAG_* */
     deliver_rcpt *rcpts;
     size_t nrcpt;
 } deliver_request;
@@ -47,32 +47,32 @@ typedef struct deliver_request {
 #define DELIVER_RET_FULL 1
 #define DELIVER_RET_HDRS 2
 
-#define DELIVER_BODY_7BIT 0
-#define DELIVER_BODY_8BITMIME 1
+#define DELIVER_BODY_7BIT       0
+#define DELIVER_BODY_8BITMIME   1
 #define DELIVER_BODY_BINARYMIME 2
 
-#define DELIVER_FLAG_VERIFY (1 << 0) /* sendmail -bv: probe, don't deliver */
-#define DELIVER_FLAG_BOUNCE (1 << 1) /* this message is itself a notice */
+#define DELIVER_FLAG_VERIFY   (1 << 0)  /* sendmail -bv: probe, don't deliver */
+#define DELIVER_FLAG_BOUNCE   (1 << 1)  /* this message is itself a notice */
 
 /* Per-recipient outcome. */
-#define DELIVER_OK 0
-#define DELIVER_DEFER 1
+#define DELIVER_OK     0
+#define DELIVER_DEFER  1
 #define DELIVER_BOUNCE 2
 
 typedef struct deliver_result {
-    long index;         /* deliver_rcpt.index */
-    int status;         /* DELIVER_OK / DEFER / BOUNCE */
-    char dsn[16];       /* "2.0.0", "4.4.1", "5.1.1" */
-    char *action;       /* delivered relayed expanded failed delayed */
-    char *reason;       /* human text, e.g. "delivered to maildir" */
-    char *relay;        /* "local", "mx.example.com[192.0.2.1]:25" */
-    char *remote_mta;   /* "dns; mx.example.com" or NULL */
-    char *diag;         /* "smtp; 550 5.1.1 no such user" or NULL */
-    int relayed_no_dsn; /* next hop took it without DSN support */
+    long index;                         /* deliver_rcpt.index */
+    int status;                         /* DELIVER_OK / DEFER / BOUNCE */
+    char dsn[16];                       /* "2.0.0", "4.4.1", "5.1.1" */
+    char *action;                       /* delivered relayed expanded failed delayed */
+    char *reason;                       /* human text, e.g. "delivered to maildir" */
+    char *relay;                        /* "local", "mx.example.com[192.0.2.1]:25" */
+    char *remote_mta;                   /* "dns; mx.example.com" or NULL */
+    char *diag;                         /* "smtp; 550 5.1.1 no such user" or NULL */
+    int relayed_no_dsn;                 /* next hop took it without DSN support */
 } deliver_result;
 
 /* Agent side. */
-int deliver_request_read(stream *s, deliver_request *req); /* 0 or -1 (logged) */
+int deliver_request_read(stream *s, deliver_request *req);   /* 0 or -1 (logged) */
 void deliver_request_free(deliver_request *req);
 int deliver_result_write(stream *s, const deliver_result *res);
 int deliver_done_write(stream *s);
@@ -89,8 +89,8 @@ void deliver_result_free(deliver_result *res);
  * conn_start/xfer_start are when the agent began setting up and began
  * transmission (0: unknown).
  */
-void deliver_log(const deliver_request *req, const deliver_rcpt *rcpt, const deliver_result *res, double conn_start,
-                 double xfer_start);
+void deliver_log(const deliver_request *req, const deliver_rcpt *rcpt, const deliver_result *res,
+                 double conn_start, double xfer_start);
 
 /*
  * Additions for callers doing their own (non-blocking) I/O, and helpers.
@@ -99,11 +99,11 @@ void deliver_log(const deliver_request *req, const deliver_rcpt *rcpt, const del
 #include "attr.h"
 #include "vbuf.h"
 
-#define DELIVER_MAX_TEXT (64 * 1024)    /* reason, diagnostic */
+#define DELIVER_MAX_TEXT   (64 * 1024)  /* reason, diagnostic */
 #define DELIVER_RESULT_MAX (512 * 1024) /* one result frame */
 
 void deliver_request_encode(const deliver_request *req, attr_list *list);
-int deliver_request_decode(const attr_list *list, deliver_request *req); /* 0 or -1 (logged) */
+int deliver_request_decode(const attr_list *list, deliver_request *req);   /* 0 or -1 (logged) */
 void deliver_result_encode(const deliver_result *res, attr_list *list);
 /* deliver_result_decode - 1 result, 0 "done", -1 bad frame (logged) */
 int deliver_result_decode(const attr_list *list, deliver_result *res);

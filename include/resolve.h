@@ -22,9 +22,9 @@ enum resolve_class { RESOLVE_LOCAL, RESOLVE_VIRTUAL, RESOLVE_RELAY, RESOLVE_DEFA
 
 typedef struct resolve_reply {
     enum resolve_class class;
-    vbuf transport; /* master.cf service name */
+    vbuf transport;                     /* master.cf service name */
     vbuf nexthop;
-    vbuf domain; /* lowercased, "" when none */
+    vbuf domain;                        /* lowercased, "" when none */
 } resolve_reply;
 
 /* resolve_init - (re)read the parameters and open the tables */

@@ -29,37 +29,37 @@ typedef struct qmgr_dest qmgr_dest;
 typedef struct qmgr_message qmgr_message;
 
 /* Recipient state within one active round. */
-#define QMGR_RCPT_DONE 0     /* done before, or finished this round */
-#define QMGR_RCPT_TODO 1     /* waiting in its destination */
-#define QMGR_RCPT_BUSY 2     /* in a delivery */
-#define QMGR_RCPT_DEFERRED 3 /* deferred this round */
+#define QMGR_RCPT_DONE     0            /* done before, or finished this round */
+#define QMGR_RCPT_TODO     1            /* waiting in its destination */
+#define QMGR_RCPT_BUSY     2            /* in a delivery */
+#define QMGR_RCPT_DEFERRED 3            /* deferred this round */
 
 typedef struct qmgr_rcpt {
-    size_t index; /* position in the queue file */
+    size_t index;                       /* position in the queue file */
     int state;
-    deliver_rcpt dr; /* what the agent gets */
+    deliver_rcpt dr;                    /* what the agent gets */
     qmgr_dest *dest;
-    char last_dsn[16]; /* of the last deferral */
+    char last_dsn[16];                  /* of the last deferral */
     char *last_reason;
 } qmgr_rcpt;
 
 struct qmgr_message {
     char id[QUEUE_ID_SIZE + 8];
-    deliver_request req; /* envelope template for requests */
+    deliver_request req;                /* envelope template for requests */
     qmgr_rcpt *rcpts;
     size_t nrcpt;
-    size_t unfinished; /* TODO + BUSY */
+    size_t unfinished;                  /* TODO + BUSY */
     long long warn_time;
-    int bounced;  /* bounce/ID has records */
-    int traced;   /* trace/ID has records */
-    int deferred; /* defer records this round */
+    int bounced;                        /* bounce/ID has records */
+    int traced;                         /* trace/ID has records */
+    int deferred;                       /* defer records this round */
     qmgr_message *next, *prev;
 };
 
 /* One destination: a (transport, next hop) pair with its queue of work. */
 typedef struct qmgr_todo {
     qmgr_message *msg;
-    size_t rcpt; /* index into msg->rcpts */
+    size_t rcpt;                        /* index into msg->rcpts */
     struct qmgr_todo *next;
 } qmgr_todo;
 
@@ -67,10 +67,10 @@ struct qmgr_dest {
     char *transport, *nexthop;
     qmgr_todo *head, *tail;
     size_t ntodo;
-    int active;     /* deliveries in flight */
-    int limit;      /* concurrency */
-    int rcpt_limit; /* recipients per delivery */
-    int failures;   /* consecutive connection-level failures */
+    int active;                         /* deliveries in flight */
+    int limit;                          /* concurrency */
+    int rcpt_limit;                     /* recipients per delivery */
+    int failures;                       /* consecutive connection-level failures */
     time_t dead_until;
     char *dead_reason;
     char dead_dsn[16];
@@ -78,9 +78,9 @@ struct qmgr_dest {
 };
 
 /* main.c */
-extern int qmgr_stopped; /* "stop": no new deliveries */
+extern int qmgr_stopped;                /* "stop": no new deliveries */
 extern int qmgr_active_count;
-void qmgr_kick(void); /* schedule soon */
+void qmgr_kick(void);                   /* schedule soon */
 void qmgr_scan_incoming_soon(void);
 
 /* message.c */
@@ -97,7 +97,7 @@ qmgr_dest *qmgr_dest_get(const char *transport, const char *nexthop);
 void qmgr_dest_add(qmgr_dest *d, qmgr_message *m, size_t rcpt);
 void qmgr_schedule(void);
 void qmgr_dest_delivery_done(qmgr_dest *d, int conn_failed, const char *dsn, const char *reason);
-void qmgr_dest_revive(const char *site); /* NULL: all */
+void qmgr_dest_revive(const char *site);    /* NULL: all */
 int qmgr_dest_is_dead(qmgr_dest *d);
 
 /* agent.c */
