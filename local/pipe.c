@@ -232,7 +232,12 @@ static char *pipe_env(const char *name, const char *value)
 
     vbuf_init(&b, 0);
     (void) vbuf_printf(&b, "%s=%s", name, value ? value : "");
-    return vbuf_steal(&b);
+    {
+        char *copy = vbuf_steal(&b);
+
+        vbuf_release(&b);
+        return copy;
+    }
 }
 
 /* local_pipe - deliver to the command named by a list */

@@ -72,7 +72,12 @@ static char *slurp(const char *rel)
     while ((n = read(fd, buf, sizeof(buf))) > 0)
         (void) vbuf_append(&b, buf, (size_t) n);
     close(fd);
-    return vbuf_steal(&b);
+    {
+        char *copy = vbuf_steal(&b);
+
+        vbuf_release(&b);
+        return copy;
+    }
 }
 
 /* maildir_one - the content of the single message in REL/new */
