@@ -92,4 +92,28 @@ void deliver_result_free(deliver_result *res);
 void deliver_log(const deliver_request *req, const deliver_rcpt *rcpt, const deliver_result *res,
                  double conn_start, double xfer_start);
 
+/*
+ * Additions for callers doing their own (non-blocking) I/O, and helpers.
+ * Request/result frames are attr lists (see lib/deliver.c for the layout).
+ */
+#include "attr.h"
+#include "vbuf.h"
+
+#define DELIVER_MAX_TEXT   (64 * 1024)  /* reason, diagnostic */
+#define DELIVER_RESULT_MAX (512 * 1024) /* one result frame */
+
+void deliver_request_encode(const deliver_request *req, attr_list *list);
+int deliver_request_decode(const attr_list *list, deliver_request *req);   /* 0 or -1 (logged) */
+void deliver_result_encode(const deliver_result *res, attr_list *list);
+/* deliver_result_decode - 1 result, 0 "done", -1 bad frame (logged) */
+int deliver_result_decode(const attr_list *list, deliver_result *res);
+
+/* deliver_log_format - deliver_log's line, for a given "now" */
+void deliver_log_format(vbuf *out, const deliver_request *req, const deliver_rcpt *rcpt, const deliver_result *res,
+                        double conn_start, double xfer_start, double now);
+void deliver_format_delay(vbuf *out, double secs);
+double deliver_now(void);                       /* wall clock, sub-second */
+int deliver_dsn_ok(const char *dsn);            /* RFC 3463 "X.Y.Z" */
+int deliver_text_ok(const char *s, size_t max); /* no control chars, < max bytes */
+
 #endif

@@ -1,15 +1,10 @@
 /*
- * master - the Kite supervisor. Reads main.cf and master.cf, opens every
- * listening socket itself, starts daemons on demand up to their process
- * limit, restarts them, throttles crash loops, sends wakeup triggers,
- * reloads on SIGHUP and stops gracefully on SIGTERM (SIGQUIT: at once).
- *
- *     master [-c confdir] [-f] [-v]
- *
- * -f keeps master in the foreground (kite start-fg) and logs to stderr when
- * no maillog_file is set. Without -f, master expects `kite start` to have
- * made it a session leader; stderr reports startup errors to `kite start`
- * and is closed once every listener is open (that EOF means "ready").
+ * master - the supervisor's state, signals and main loop: the pid lock,
+ * logging, reload on SIGHUP (new main.cf and master.cf, unchanged
+ * listeners kept), graceful stop on SIGTERM/SIGINT (children finish within
+ * master_stop_timeout, then are killed), immediate stop on SIGQUIT, and the
+ * poll loop over the signal pipe, the status pipes, the listeners of
+ * services that need another process, and the wakeup/throttle timers.
  *
  * Trusts main.cf and master.cf (validated by their parsers); a lock on
  * data_directory/master.lock keeps a second master of the same instance out.
@@ -36,7 +31,7 @@
 const char *master_confdir;
 int master_foreground;
 int master_stopping;
-static master_cf master_config;
+master_cf master_config;
 static int sig_pipe[2] = {-1, -1};
 static int lock_fd = -1;
 static time_t stop_deadline;
@@ -63,7 +58,7 @@ static void sig_catch(int sig)
 }
 
 /* sig_setup - route HUP, TERM, INT, QUIT, CHLD to the self-pipe */
-static void sig_setup(void)
+void master_sig_setup(void)
 {
     static const int sigs[] = {SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGCHLD};
     struct sigaction sa;
@@ -84,7 +79,7 @@ static void sig_setup(void)
 }
 
 /* lock_pid_file - data_directory/master.lock: one master per instance */
-static void lock_pid_file(void)
+void master_lock_pid_file(void)
 {
     struct flock fl;
     vbuf path;
@@ -117,7 +112,7 @@ static void lock_pid_file(void)
 }
 
 /* open_log - maillog_file, else stderr in the foreground, else syslog */
-static void open_log(void)
+void master_open_log(void)
 {
     vbuf tag;
 
@@ -136,7 +131,7 @@ static void open_log(void)
 }
 
 /* check_mail_owner - as root, mail_owner must exist and not be root */
-static void check_identity(void)
+void master_check_identity(void)
 {
     struct passwd *pw;
 
@@ -152,8 +147,8 @@ static void check_identity(void)
         msg_fatal("mail_owner \"%s\" has root privileges; it must be an unprivileged user", var_mail_owner);
 }
 
-/* read_master_cf - parse CONFDIR/master.cf, logging every problem */
-static int read_master_cf(master_cf *cf)
+/* master_read_cf - parse CONFDIR/master.cf, logging every problem */
+int master_read_cf(master_cf *cf)
 {
     vbuf path;
     int errors;
@@ -176,8 +171,8 @@ static void reload(void)
     conf_reset();
     if (conf_load(master_confdir) > 0)
         msg_warn("reload: %s/main.cf has errors; using defaults for the bad values", master_confdir);
-    open_log();
-    if (read_master_cf(&fresh) > 0) {
+    master_open_log();
+    if (master_read_cf(&fresh) > 0) {
         msg_error("reload: %s/master.cf has errors; keeping the running services", master_confdir);
         master_cf_free(&fresh);
         master_child_env_init();
@@ -236,7 +231,7 @@ static void handle_signals(void)
 }
 
 /* main_loop - wait for signals, status reports, clients and timers */
-static void main_loop(void)
+void master_main_loop(void)
 {
     struct pollfd *pfd = NULL;
     master_service **owner = NULL;
@@ -322,7 +317,7 @@ static void main_loop(void)
 }
 
 /* detach_stdio - stdin/stdout (and stderr unless in the foreground) to /dev/null */
-static void detach_stdio(void)
+void master_detach_stdio(void)
 {
     int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
 
@@ -342,50 +337,3 @@ static void detach_stdio(void)
     close(fd);
 }
 
-int main(int argc, char **argv)
-{
-    vbuf why;
-    int ch;
-
-    msg_init("kite/master");
-    umask(022);
-    while ((ch = getopt(argc, argv, "c:fv")) != -1) {
-        switch (ch) {
-        case 'c':
-            master_confdir = optarg;
-            break;
-        case 'f':
-            master_foreground = 1;
-            break;
-        case 'v':
-            msg_verbose++;
-            break;
-        default:
-            msg_fatal("usage: master [-c confdir] [-f] [-v]");
-        }
-    }
-    if (optind != argc)
-        msg_fatal("usage: master [-c confdir] [-f] [-v]");
-    if (master_confdir == NULL)
-        master_confdir = conf_dir_default();
-    if (conf_load(master_confdir) > 0)
-        msg_fatal("%s/main.cf: configuration errors (run kite check)", master_confdir);
-    open_log();
-    check_identity();
-    if (chdir(var_queue_directory) < 0)
-        msg_fatal("chdir %s: %m (run kite check to create it)", var_queue_directory);
-    lock_pid_file();
-    if (read_master_cf(&master_config) > 0)
-        msg_fatal("%s/master.cf: configuration errors", master_confdir);
-    sig_setup();
-    vbuf_init(&why, 0);
-    if (master_services_load(&master_config, &why) < 0)
-        msg_fatal("%s", vbuf_str(&why));
-    vbuf_release(&why);
-    master_child_env_init();
-    msg_info("daemon started -- version %s, configuration %s", var_mail_version, master_confdir);
-    detach_stdio();                     /* kite start sees EOF: ready */
-    main_loop();
-    msg_info("stopped");
-    return 0;
-}

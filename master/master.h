@@ -41,9 +41,17 @@ typedef struct master_proc {
 extern const char *master_confdir;
 extern int master_foreground;
 extern int master_stopping;
+extern master_cf master_config;
 extern master_service *master_services;
 extern master_proc *master_procs;
 time_t master_now(void);
+void master_open_log(void);
+void master_check_identity(void);
+void master_lock_pid_file(void);
+int master_read_cf(master_cf *cf);
+void master_sig_setup(void);
+void master_detach_stdio(void);
+void master_main_loop(void);
 
 /* master_service.c */
 int master_services_load(const master_cf *cf, vbuf *why);   /* initial; 0 or -1 */
