@@ -76,7 +76,7 @@ static int notify_send(dsn_notice *n, qfile *q, const char *env_sender)
     vbuf_init(&err, 0);
     vbuf_init(&boundary, 0);
     vbuf_init(&mid, 0);
-    c = cleanup_open("private/cleanup", CLEANUP_FLAG_BOUNCE, &err);
+    c = cleanup_open("public/cleanup", CLEANUP_FLAG_BOUNCE, &err);
     if (c == NULL) {
         msg_warn("%s: cannot queue notice: %s", n->queue_id, vbuf_str(&err));
         goto out;

@@ -209,7 +209,7 @@ static void forward_send(local_ctx *c, const local_fwd *f, local_status *st)
 
     vbuf_init(&err, 0);
     vbuf_init(&id, 0);
-    cl = cleanup_open("private/cleanup", 0, &err);
+    cl = cleanup_open("public/cleanup", 0, &err);
     if (cl == NULL) {
         local_status_set(st, DELIVER_DEFER, "4.3.0", "cannot forward: %s", vbuf_str(&err));
         goto out;
