@@ -45,7 +45,7 @@ def test_alias_list_with_address_pipe_and_file(kite):
     assert b"Delivered-To: team@kite.test\n" in got
     assert (work / "piped").read_bytes().endswith(b"to the team\n")
     archive = (work / "archive").read_bytes()
-    assert archive.startswith(b"From alice@example.org  ")
+    assert archive.startswith(b"From owner-team@kite.test  ")
     assert archive.endswith(b"to the team\n\n")
 
 

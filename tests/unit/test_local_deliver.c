@@ -134,7 +134,8 @@ static int setup(void **state)
                     "virtual_mailbox_domains = sandbox.test\n"
                     "virtual_mailbox_base = %s/mail\n"
                     "virtual_mailbox_maps = inline:{bob@sandbox.test=bob/, carol@sandbox.test=carol.mbox, "
-                    "dan@sandbox.test=dan/}\n"
+                    "dan@sandbox.test=dan/, full@sandbox.test=full.mbox}\n"
+                    "virtual_mailbox_limit = 100000\n"
                     "virtual_uid_maps = inline:{dan@sandbox.test=65534}, static:%ld\n"
                     "virtual_gid_maps = inline:{dan@sandbox.test=65534}, static:%ld\n"
                     "virtual_minimum_uid = 0\n"
@@ -375,6 +376,34 @@ static void test_delivery_runs_as_the_mailbox_owner(void **state)
     xfree(id);
 }
 
+static void test_mailbox_size_limit_bounces_and_leaves_mailbox_intact(void **state)
+{
+    const char *rcpts[] = {"full@sandbox.test", NULL};
+    char *id, *filler, p[4200];
+    outcome o[1];
+    struct stat st;
+
+    (void) state;
+    filler = xmalloc(99990 + 1);
+    memset(filler, 'x', 99990);
+    filler[99989] = '\n';
+    filler[99990] = 0;
+    put("mail/full.mbox", filler, 0600);
+    xfree(filler);
+    id = queue_message("alice@example.org", NULL, rcpts);
+    run_local("virtual", id, "alice@example.org", rcpts, o);
+    assert_int_equal(o[0].status, DELIVER_BOUNCE);
+    assert_string_equal(o[0].dsn, "5.2.2");
+    assert_non_null(strstr(o[0].reason, "mailbox size limit exceeded"));
+    path(p, sizeof(p), "mail/full.mbox");
+    assert_int_equal(stat(p, &st), 0);
+    assert_int_equal(st.st_size, 99990);
+    assert_int_equal(truncate(p, 0), 0);
+    run_local("virtual", id, "alice@example.org", rcpts, o);
+    assert_int_equal(o[0].status, DELIVER_OK);
+    xfree(id);
+}
+
 static void test_spool_mbox_and_loop(void **state)
 {
     char rcpt[300], spool[300];
@@ -498,6 +527,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_virtual_maildir_and_mbox),
         cmocka_unit_test(test_delivery_runs_as_the_mailbox_owner),
+        cmocka_unit_test(test_mailbox_size_limit_bounces_and_leaves_mailbox_intact),
         cmocka_unit_test(test_spool_mbox_and_loop),
         cmocka_unit_test(test_alias_list_with_file_and_command),
         cmocka_unit_test(test_command_defers_on_75_then_delivers),
