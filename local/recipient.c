@@ -114,8 +114,7 @@ void local_recipient(local_ctx *c)
     c->extension = ext;
     c->delivered_to = c->address;
     in_chain = local_in_chain(c);
-    if (!in_chain && !c->no_expand
-        && (local_alias(c, localpart) || (ext && local_alias(c, base))))
+    if (!in_chain && !c->no_expand && (local_alias(c, localpart) || (ext && local_alias(c, base))))
         goto out;
     u = local_user_byname(base, &why);
     if (u == NULL) {

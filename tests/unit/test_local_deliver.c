@@ -167,7 +167,8 @@ static int setup(void **state)
     (void) snprintf(text, sizeof(text),
                     "#!/bin/sh\n"
                     "if [ ! -e %s/out/flaky.seen ]; then touch %s/out/flaky.seen; echo not now; exit 75; fi\n"
-                    "cat > %s/out/flaky.out\n", dir, dir, dir);
+                    "cat > %s/out/flaky.out\n",
+                    dir, dir, dir);
     put("etc/flaky.sh", text, 0755);
     conf_reset();
     if (conf_load(p[0] ? dirname(p) : p) != 0)
@@ -239,8 +240,7 @@ typedef struct outcome {
 } outcome;
 
 /* run_local - one request to the real agent; fills out[] per recipient */
-static void run_local(const char *transport, const char *id, const char *sender, const char *const *rcpts,
-                      outcome *out)
+static void run_local(const char *transport, const char *id, const char *sender, const char *const *rcpts, outcome *out)
 {
     int sv[2], ws;
     pid_t pid;
@@ -331,8 +331,9 @@ static void test_virtual_maildir_and_mbox(void **state)
     xfree(got);
     got = slurp("mail/carol.mbox");
     assert_non_null(got);
-    assert_non_null(strstr(got, "\nReturn-Path: <alice@example.org>\nDelivered-To: carol@sandbox.test\n"
-                                "From: Alice <alice@example.org>\nSubject: test\n\n>From the body\n8-bit \xc3\xa9\n\n"));
+    assert_non_null(strstr(got,
+                           "\nReturn-Path: <alice@example.org>\nDelivered-To: carol@sandbox.test\n"
+                           "From: Alice <alice@example.org>\nSubject: test\n\n>From the body\n8-bit \xc3\xa9\n\n"));
     assert_memory_equal(got, "From alice@example.org  ", 24);
     xfree(got);
     got = slurp("maillog");
