@@ -170,7 +170,7 @@ int bounce_notify(int kind, const char *queue_name, const char *queue_id)
     n.envid = qfile_attr(q, "envid");
     n.arrival = (v = qfile_attr(q, "arrival")) ? strtod(v, NULL) : 0;
     n.now = time(NULL);
-    n.retry_until = (time_t) n.arrival + conf_lookup_time("maximal_queue_lifetime", 5 * 86400L, 'd');
+    n.retry_until = (time_t) n.arrival + var_maximal_queue_lifetime;
     n.ret_hdrs = (v = qfile_attr(q, "ret")) != NULL && strcmp(v, "hdrs") == 0;
     v = qfile_attr(q, "body");
     n.body_8bit = v != NULL && strcmp(v, "7bit") != 0;
