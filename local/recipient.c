@@ -93,12 +93,16 @@ void local_recipient(local_ctx *c)
         goto out_plain;
     }
     if (at && !local_domain_is_local(at + 1)) {
-        /* The request's own recipient in a virtual domain is ours; list members go on via the queue. */
-        if (c->depth == 0 && local_virtual_domain(at + 1))
+        if (c->depth == 0 && local_virtual_domain(at + 1)) {
             local_virtual(c);
-        else
+            goto out_plain;
+        }
+        /* List members elsewhere go on through the queue (Delivered-To stops loops). */
+        if (c->depth > 0) {
             local_forward_add(c, c->address);
-        goto out_plain;
+            goto out_plain;
+        }
+        /* The request's own recipient in a domain routed here (transport_maps): the local part decides. */
     }
     localpart = at ? xstrndup(c->address, (size_t) (at - c->address)) : xstrdup(c->address);
     str_lower(localpart);

@@ -405,6 +405,24 @@ static void test_mailbox_size_limit_bounces_and_leaves_mailbox_intact(void **sta
     xfree(id);
 }
 
+static void test_domain_routed_here_is_delivered_by_local_part(void **state)
+{
+    char rcpt[300];
+    const char *rcpts[] = {rcpt, "nosuchuser@elsewhere.example", NULL};
+    outcome o[2];
+    char *id;
+
+    (void) state;
+    (void) snprintf(rcpt, sizeof(rcpt), "%s@elsewhere.example", user);
+    id = queue_message("alice@example.org", NULL, rcpts);
+    run_local("local", id, "alice@example.org", rcpts, o);
+    assert_int_equal(o[0].status, DELIVER_OK);
+    assert_string_equal(o[0].reason, "delivered to mailbox");
+    assert_int_equal(o[1].status, DELIVER_BOUNCE);
+    assert_string_equal(o[1].reason, "unknown user: \"nosuchuser\"");
+    xfree(id);
+}
+
 static void test_spool_mbox_and_loop(void **state)
 {
     char rcpt[300], spool[300];
@@ -530,6 +548,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_delivery_runs_as_the_mailbox_owner),
         cmocka_unit_test(test_mailbox_size_limit_bounces_and_leaves_mailbox_intact),
         cmocka_unit_test(test_spool_mbox_and_loop),
+        cmocka_unit_test(test_domain_routed_here_is_delivered_by_local_part),
         cmocka_unit_test(test_alias_list_with_file_and_command),
         cmocka_unit_test(test_command_defers_on_75_then_delivers),
         cmocka_unit_test(test_forward_file_checks),
