@@ -161,8 +161,9 @@ static int setup(void **state)
                     "team: bob@sandbox.test, \"|/bin/cat > %s/out/team.piped\", %s/out/team.archive\n"
                     "owner-team: %s\n"
                     "flaky: \"|%s/etc/flaky.sh\"\n"
-                    "nouser: \"|exit 67\"\n",
-                    dir, dir, user, dir);
+                    "nouser: \"|exit 67\"\n"
+                    "linky: %s/out/link\n",
+                    dir, dir, user, dir, dir);
     put("etc/aliases", text, 0644);
     (void) snprintf(text, sizeof(text),
                     "#!/bin/sh\n"
@@ -489,6 +490,25 @@ static void test_alias_list_with_file_and_command(void **state)
     xfree(id);
 }
 
+static void test_file_target_symlink_is_refused(void **state)
+{
+    const char *rcpts[] = {"linky@kite.test", NULL};
+    char *id, link_path[4200], *got;
+    outcome o[1];
+
+    (void) state;
+    put("out/victim", "precious\n", 0666);
+    path(link_path, sizeof(link_path), "out/link");
+    assert_int_equal(symlink("victim", link_path), 0);
+    id = queue_message("alice@example.org", NULL, rcpts);
+    run_local("local", id, "alice@example.org", rcpts, o);
+    assert_int_not_equal(o[0].status, DELIVER_OK);
+    got = slurp("out/victim");
+    assert_string_equal(got, "precious\n");
+    xfree(got);
+    xfree(id);
+}
+
 static void test_command_defers_on_75_then_delivers(void **state)
 {
     const char *rcpts[] = {"flaky@kite.test", NULL};
@@ -550,6 +570,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_spool_mbox_and_loop),
         cmocka_unit_test(test_domain_routed_here_is_delivered_by_local_part),
         cmocka_unit_test(test_alias_list_with_file_and_command),
+        cmocka_unit_test(test_file_target_symlink_is_refused),
         cmocka_unit_test(test_command_defers_on_75_then_delivers),
         cmocka_unit_test(test_forward_file_checks),
     };
