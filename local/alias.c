@@ -63,8 +63,20 @@ int local_alias(local_ctx *c, const char *localpart)
     /* A list "name" with an alias "owner-name": errors go to the owner (new envelope sender). */
     if (strncmp(localpart, "owner-", 6) != 0) {
         (void) vbuf_printf(&owner_key, "owner-%s", localpart);
-        if (maps_find(local_alias_maps, vbuf_str(&owner_key), &status) != NULL && status == MAP_FOUND) {
-            (void) vbuf_printf(&owner_addr, "%s@%s", vbuf_str(&owner_key), at ? at + 1 : var_myorigin);
+        const char *owner = maps_find(local_alias_maps, vbuf_str(&owner_key), &status);
+        alias_item *oi;
+        size_t on;
+
+        if (owner != NULL && status == MAP_FOUND) {
+            /* expand_owner_alias: the owner's own address (when it is one) rather than owner-NAME. */
+            if (var_expand_owner_alias && alias_parse(owner, 0, &oi, &on, &why) == 0) {
+                if (on == 1 && oi[0].type == ALIAS_ADDR)
+                    (void) vbuf_printf(&owner_addr, "%s%s%s", oi[0].value, strchr(oi[0].value, '@') ? "" : "@",
+                                       strchr(oi[0].value, '@') ? "" : (at ? at + 1 : var_myorigin));
+                alias_free(oi, on);
+            }
+            if (owner_addr.len == 0)
+                (void) vbuf_printf(&owner_addr, "%s@%s", vbuf_str(&owner_key), at ? at + 1 : var_myorigin);
             list.sender = vbuf_str(&owner_addr);
         }
     }

@@ -32,6 +32,19 @@ int local_class_allowed(const char *list, int cls)
     return allowed;
 }
 
+/* local_prepend_delivered - prepend_delivered_header names KIND (command, file, forward) */
+int local_prepend_delivered(const char *kind)
+{
+    char *copy = xstrdup(var_prepend_delivered_header), *cur = copy, *tok;
+    int yes = 0;
+
+    while ((tok = str_token(&cur, CHARS_COMMA_SPACE)) != NULL)
+        if (str_case_eq(tok, kind))
+            yes = 1;
+    xfree(copy);
+    return yes;
+}
+
 /* Child context of a file delivery. */
 typedef struct file_job {
     local_msg *m;

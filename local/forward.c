@@ -225,7 +225,9 @@ static void forward_send(local_ctx *c, const local_fwd *f, local_status *st)
             cleanup_attr(cl, copied[i], v);
     for (size_t i = 0; i < f->nrcpt; i++)
         cleanup_rcpt(cl, f->rcpts[i], NULL, c->rcpt->notify);
-    if (local_copy_msg(c->msg, f->sender, f->delivered_to, LOCAL_COPY_DELIVERED, forward_to_cleanup, cl) != 0) {
+    /* Delivered-To on forwarded mail is what lets the next hop see a loop. */
+    if (local_copy_msg(c->msg, f->sender, f->delivered_to,
+                       local_prepend_delivered("forward") ? LOCAL_COPY_DELIVERED : 0, forward_to_cleanup, cl) != 0) {
         cleanup_abort(cl);
         local_status_set(st, DELIVER_DEFER, "4.3.0", "cannot forward: lost connection to cleanup");
         goto out;

@@ -151,6 +151,7 @@ void local_mailbox(local_ctx *c, const local_user *u);
 
 /* file.c */
 int local_class_allowed(const char *list, int cls);
+int local_prepend_delivered(const char *kind);
 void local_file(local_ctx *c, const char *path);
 
 /* pipe.c */

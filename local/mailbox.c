@@ -119,7 +119,8 @@ static void mbox_append(local_msg *m, int fd, const char *path, const char *send
     }
     local_fdout_init(&out, fd, limit > 0 ? (limit > sb.st_size ? limit - sb.st_size : 1) : 0);
     if (local_copy_msg(m, sender, delivered_to,
-                       LOCAL_COPY_LF | LOCAL_COPY_FROM_LINE | LOCAL_COPY_RETURN_PATH | LOCAL_COPY_DELIVERED,
+                       LOCAL_COPY_LF | LOCAL_COPY_FROM_LINE | LOCAL_COPY_RETURN_PATH |
+                           (strcmp(what, "file") != 0 || local_prepend_delivered("file") ? LOCAL_COPY_DELIVERED : 0),
                        local_fdout_write, &out) != 0 ||
         local_fdout_flush(&out) != 0 || fsync(fd) != 0) {
         int err = out.err ? out.err : errno;

@@ -172,7 +172,9 @@ static void pipe_child(void *ctx, local_status *st)
     vbuf_init(&j->output, 0);
     (void) signal(SIGPIPE, SIG_IGN);
     (void) local_copy_msg(j->c->msg, j->c->sender, j->c->delivered_to,
-                          LOCAL_COPY_LF | LOCAL_COPY_RETURN_PATH | LOCAL_COPY_DELIVERED, pipe_write, j);
+                          LOCAL_COPY_LF | LOCAL_COPY_RETURN_PATH |
+                              (local_prepend_delivered("command") ? LOCAL_COPY_DELIVERED : 0),
+                          pipe_write, j);
     (void) close(j->in_fd);
     /* Collect the rest of the output and the exit status, within the time limit. */
     for (;;) {
