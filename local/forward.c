@@ -224,7 +224,7 @@ static void forward_send(local_ctx *c, const local_fwd *f, local_status *st)
         if ((v = qfile_attr(c->msg->q, copied[i])) != NULL)
             cleanup_attr(cl, copied[i], v);
     for (size_t i = 0; i < f->nrcpt; i++)
-        cleanup_rcpt(cl, f->rcpts[i], NULL, c->rcpt->notify);
+        cleanup_rcpt(cl, f->rcpts[i], c->rcpt->orcpt, c->rcpt->notify);
     /* Delivered-To on forwarded mail is what lets the next hop see a loop. */
     if (local_copy_msg(c->msg, f->sender, f->delivered_to,
                        local_prepend_delivered("forward") ? LOCAL_COPY_DELIVERED : 0, forward_to_cleanup, cl) != 0) {
