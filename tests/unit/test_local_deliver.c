@@ -406,6 +406,33 @@ static void test_mailbox_size_limit_bounces_and_leaves_mailbox_intact(void **sta
     xfree(id);
 }
 
+static void test_spool_mailbox_of_another_user(void **state)
+{
+    const char *rcpts[] = {"nobody@kite.test", NULL};
+    char *id, p[4200], *got;
+    outcome o[1];
+    struct stat st;
+
+    (void) state;
+    if (geteuid() != 0 || getpwnam("nobody") == NULL)
+        skip();
+    id = queue_message("alice@example.org", NULL, rcpts);
+    run_local("local", id, "alice@example.org", rcpts, o);
+    assert_int_equal(o[0].status, DELIVER_OK);
+    assert_string_equal(o[0].reason, "delivered to mailbox");
+    /* Created by root in root's spool directory, handed to the user, written as the user. */
+    path(p, sizeof(p), "spool/nobody");
+    assert_int_equal(lstat(p, &st), 0);
+    assert_int_equal(st.st_uid, getpwnam("nobody")->pw_uid);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    path(p, sizeof(p), "spool/nobody.lock");
+    assert_int_equal(lstat(p, &st), -1);
+    got = slurp("spool/nobody");
+    assert_non_null(strstr(got, "\nDelivered-To: nobody@kite.test\n"));
+    xfree(got);
+    xfree(id);
+}
+
 static void test_domain_routed_here_is_delivered_by_local_part(void **state)
 {
     char rcpt[300];
@@ -569,6 +596,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_mailbox_size_limit_bounces_and_leaves_mailbox_intact),
         cmocka_unit_test(test_spool_mbox_and_loop),
         cmocka_unit_test(test_domain_routed_here_is_delivered_by_local_part),
+        cmocka_unit_test(test_spool_mailbox_of_another_user),
         cmocka_unit_test(test_alias_list_with_file_and_command),
         cmocka_unit_test(test_file_target_symlink_is_refused),
         cmocka_unit_test(test_command_defers_on_75_then_delivers),
