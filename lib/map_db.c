@@ -339,6 +339,13 @@ map *map_db_open(const char *spec, const char *type, const char *name, int flags
         xfree(d);
         return NULL;
     }
+    /* As Postfix does: a source edited after the last build is worth a word. */
+    {
+        struct stat src;
+
+        if (stat(name, &src) == 0 && src.st_mtime > d->st.st_mtime)
+            msg_warn("database %s is older than source file %s", d->path, name);
+    }
     d->last_check = time(NULL);
     db_list_add(d);
     m = map_alloc(spec, flags);
