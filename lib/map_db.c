@@ -33,10 +33,58 @@
 typedef struct db_map {
     DB *db; /* NULL after a failed reopen */
     DBTYPE type;
-    char *path;        /* NAME.db */
-    struct stat st;    /* of the file that is open */
-    time_t last_check; /* last stat() of path */
+    char *path;                 /* NAME.db */
+    struct stat st;             /* of the file that is open */
+    time_t last_check;          /* last stat() of path */
+    struct db_map *prev, *next; /* all open tables, for db_close_all */
 } db_map;
+
+/*
+ * Berkeley DB keeps its buffers in a region that refers to them by offset,
+ * so an open table looks like leaked memory to leak checkers at exit. Open
+ * tables are listed and closed when the process exits.
+ */
+static db_map *open_tables;
+static int exiting;
+
+/* db_close_all - close every open table (atexit) */
+static void db_close_all(void)
+{
+    exiting = 1;
+    for (db_map *d = open_tables; d != NULL; d = d->next) {
+        if (d->db != NULL)
+            d->db->close(d->db, 0);
+        d->db = NULL;
+    }
+}
+
+/* db_list_add - remember an open table */
+static void db_list_add(db_map *d)
+{
+    static int registered;
+
+    if (!registered) {
+        if (atexit(db_close_all) != 0)
+            msg_warn("atexit: can't register the table cleanup");
+        registered = 1;
+    }
+    d->prev = NULL;
+    d->next = open_tables;
+    if (open_tables != NULL)
+        open_tables->prev = d;
+    open_tables = d;
+}
+
+/* db_list_remove - forget a closed table */
+static void db_list_remove(db_map *d)
+{
+    if (d->prev != NULL)
+        d->prev->next = d->next;
+    else
+        open_tables = d->next;
+    if (d->next != NULL)
+        d->next->prev = d->prev;
+}
 
 /* Berkeley DB reports details through a callback without context. */
 static vbuf db_errtext;
@@ -126,7 +174,7 @@ static void db_refresh(map *m)
     vbuf err;
     DB *db;
 
-    if (t == d->last_check)
+    if (t == d->last_check || exiting)
         return;
     d->last_check = t;
     if (stat(d->path, &now) < 0) {
@@ -265,6 +313,7 @@ static void db_close(map *m)
 
     if (d->db != NULL)
         d->db->close(d->db, 0);
+    db_list_remove(d);
     xfree(d->path);
     xfree(d);
 }
@@ -290,7 +339,15 @@ map *map_db_open(const char *spec, const char *type, const char *name, int flags
         xfree(d);
         return NULL;
     }
+    /* As Postfix does: a source edited after the last build is worth a word. */
+    {
+        struct stat src;
+
+        if (stat(name, &src) == 0 && src.st_mtime > d->st.st_mtime)
+            msg_warn("database %s is older than source file %s", d->path, name);
+    }
     d->last_check = time(NULL);
+    db_list_add(d);
     m = map_alloc(spec, flags);
     m->impl = d;
     m->lookup = db_lookup;

@@ -68,7 +68,6 @@ typedef struct map_mem map_mem;
 map_mem *map_mem_new(void);
 /* map_mem_add - 1 added, 0 duplicate key (ignored) */
 int map_mem_add(map_mem *t, const char *key, const char *value);
-void map_mem_seal(map_mem *t); /* sort for lookups */
 const char *map_mem_get(const map_mem *t, const char *key);
 size_t map_mem_count(const map_mem *t);
 void map_mem_entry(const map_mem *t, size_t i, const char **key, const char **value);

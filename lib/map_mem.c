@@ -92,12 +92,6 @@ int map_mem_add(map_mem *t, const char *key, const char *value)
     return 1;
 }
 
-/* map_mem_seal - nothing to do for a hash index; kept for symmetry */
-void map_mem_seal(map_mem *t)
-{
-    (void) t;
-}
-
 /* map_mem_get - the value for key, or NULL */
 const char *map_mem_get(const map_mem *t, const char *key)
 {

@@ -242,6 +242,7 @@ static char **alias_tables(int *count)
     return list;
 }
 
+/* main - parse the command line, load main.cf, do one of build/query/delete/list */
 int main(int argc, char **argv)
 {
     const char *confdir = NULL, *qkey = NULL, *dkey = NULL;
