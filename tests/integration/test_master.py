@@ -110,20 +110,31 @@ def test_spawns_more_children_while_all_are_busy(kite):
 
 
 def test_maxproc_limits_concurrent_children(kite):
-    kite.master_cf(f"127.0.0.1:{kite.port} inet n - n - 1 testd echo\n")
+    kite.master_cf(f"127.0.0.1:{kite.port} inet n - n - 2 testd echo\n")
     kite.start()
     pid1, _, s1 = hello(kite)
-    s2 = kite.connect()
-    s2.settimeout(1.0)
+    pid2, _, s2 = hello(kite)
+    s3 = kite.connect()
+    s3.settimeout(1.0)
     with pytest.raises(socket.timeout):
-        s2.recv(100)                    # queued in the backlog, nobody free
-    kite.wait_log(rf'warning: service "127.0.0.1:{kite.port}" has reached its process limit "1"')
+        s3.recv(100)                    # queued in the backlog, nobody free
+    kite.wait_log(rf'warning: service "127.0.0.1:{kite.port}" has reached its process limit "2"')
     s1.sendall(b"quit\r\n")
     s1.close()
-    s2.settimeout(10)
-    data = s2.recv(100)
+    s3.settimeout(10)
+    data = s3.recv(100)
     assert data.startswith(f"hello pid={pid1} ".encode())
     s2.close()
+    s3.close()
+    assert len(kite.children()) == 2
+
+
+def test_singleton_service_at_its_limit_is_not_reported(kite):
+    kite.master_cf(cf_testd(kite) + "tick unix - - n 1 1 testd trigger\n")
+    kite.start()
+    kite.wait_log(r"tick request=wakeup")
+    time.sleep(1.5)
+    assert "process limit" not in kite.log_text()
 
 
 def test_second_master_is_refused(kite):
