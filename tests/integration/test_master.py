@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -749,6 +750,18 @@ def test_run_sandbox_script_starts_an_instance():
         cf = open(f"{run}/etc/main.cf").read()
         assert "virtual_mailbox_domains = sandbox.test" in cf
         assert f"queue_directory = {run}/queue" in cf
+        if all((BUILD / "libexec" / d).exists() for d in ("smtpd", "cleanup", "qmgr", "local")):
+            # What the script tells people to do works: the message lands in the Maildir.
+            import smtplib
+            with smtplib.SMTP("127.0.0.1", port, timeout=30) as c:
+                c.sendmail("you@example.com", ["alice@sandbox.test"], "Subject: hi\r\n\r\nhello\r\n")
+            new = Path(run) / "mail" / "alice" / "new"
+            deadline = time.time() + 20
+            while time.time() < deadline and not (new.is_dir() and any(new.iterdir())):
+                time.sleep(0.1)
+            files = list(new.iterdir())
+            assert len(files) == 1
+            assert b"hello" in files[0].read_bytes()
     finally:
         subprocess.run([kite_bin, "-c", f"{run}/etc", "stop"], capture_output=True, timeout=120)
         shutil.rmtree(run, ignore_errors=True)
