@@ -265,6 +265,12 @@ void master_main_loop(void)
                 next = s->next_wakeup;
             if (s->throttled_until && (next == 0 || s->throttled_until < next))
                 next = s->throttled_until;
+            /* At the process limit: look once a second whether clients wait. */
+            if (master_at_limit(s)) {
+                master_check_limit(s);
+                if (next == 0 || now + 1 < next)
+                    next = now + 1;
+            }
         }
         if (need > cap) {
             cap = need * 2;

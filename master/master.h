@@ -68,6 +68,8 @@ void master_status_read(master_service *serv);
 void master_retire_children(master_service *serv);      /* NULL = all */
 void master_kill_all(int sig);
 int master_should_listen(const master_service *serv);
+int master_at_limit(const master_service *serv);
+void master_check_limit(master_service *serv);
 void master_child_env_init(void);
 
 #endif

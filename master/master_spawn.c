@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +49,33 @@ static master_proc *proc_find(pid_t pid)
         if (p->pid == pid)
             return p;
     return NULL;
+}
+
+/* master_at_limit - every child busy and no room for another (singletons excluded) */
+int master_at_limit(const master_service *serv)
+{
+    return !master_stopping && serv->listen_count > 0 && serv->avail == 0 && serv->maxproc > 1 &&
+           serv->total >= serv->maxproc;
+}
+
+/* master_check_limit - warn (rate-limited) when clients wait at the process limit */
+void master_check_limit(master_service *serv)
+{
+    struct pollfd pfd[MAIL_SERVER_MAX_LISTEN];
+
+    if (!master_at_limit(serv) || master_now() - serv->limit_warned < 300)
+        return;
+    for (int i = 0; i < serv->listen_count; i++) {
+        pfd[i].fd = serv->listen_fd[i];
+        pfd[i].events = POLLIN;
+        pfd[i].revents = 0;
+    }
+    if (poll(pfd, (nfds_t) serv->listen_count, 0) > 0) {
+        msg_warn("service \"%s\" has reached its process limit \"%d\": "
+                 "new clients may experience noticeable delays",
+                 serv->ent->name, serv->maxproc);
+        serv->limit_warned = master_now();
+    }
 }
 
 /* master_should_listen - watch the sockets: nobody free, room for one more */
@@ -253,13 +281,6 @@ void master_status_read(master_service *serv)
                 proc->avail = 0;
                 proc->use_count++;
                 serv->avail--;
-                if (serv->avail == 0 && serv->maxproc > 0 && serv->total >= serv->maxproc &&
-                    master_now() - serv->limit_warned >= 300) {
-                    msg_warn("service \"%s\" has reached its process limit \"%d\": "
-                             "new clients may experience noticeable delays",
-                             serv->ent->name, serv->maxproc);
-                    serv->limit_warned = master_now();
-                }
             } else if (rec[i].status == MAIL_SERVER_STAT_AVAIL && !proc->avail) {
                 proc->avail = 1;
                 serv->avail++;

@@ -127,6 +127,31 @@ def live_pids():
     return pids
 
 
+# Instances that may be running, so that a killed test run (SIGTERM from a
+# timeout, or Ctrl-C) leaves no Kite processes behind.
+_live_instances = set()
+
+
+def _stop_everything(signum, frame):
+    for inst in list(_live_instances):
+        try:
+            inst.cleanup(quick=True)
+            shutil.rmtree(inst.base, ignore_errors=True)
+        except Exception:
+            pass
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def pytest_configure(config):
+    signal.signal(signal.SIGTERM, _stop_everything)
+
+
+def pytest_unconfigure(config):
+    for inst in list(_live_instances):
+        inst.cleanup(quick=True)
+
+
 class KiteInstance:
     """One Kite instance in a temporary directory (see the module docstring)."""
 
@@ -139,6 +164,7 @@ class KiteInstance:
         self.log = self.base / "maillog"
         self.daemon_dir = self.base / "libexec"
         self.port = free_port()
+        _live_instances.add(self)
         self.root_mode = False
         self.running = False
         self._master_cf = None
@@ -398,10 +424,11 @@ class KiteInstance:
         """A socket connected to 127.0.0.1:port (default kite.port)."""
         return socket.create_connection(("127.0.0.1", port or self.port), timeout=timeout)
 
-    def cleanup(self):
-        """Stop the instance and kill anything left of it."""
+    def cleanup(self, quick=False):
+        """Stop the instance (quick: abort) and kill anything left of it."""
+        _live_instances.discard(self)
         if self.master_pid():
-            self.kite("stop", timeout=60)
+            self.kite("abort" if quick else "stop", timeout=60)
         for pid in self.instance_pids():
             try:
                 os.kill(pid, signal.SIGKILL)

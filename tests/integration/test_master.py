@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -110,20 +111,31 @@ def test_spawns_more_children_while_all_are_busy(kite):
 
 
 def test_maxproc_limits_concurrent_children(kite):
-    kite.master_cf(f"127.0.0.1:{kite.port} inet n - n - 1 testd echo\n")
+    kite.master_cf(f"127.0.0.1:{kite.port} inet n - n - 2 testd echo\n")
     kite.start()
     pid1, _, s1 = hello(kite)
-    s2 = kite.connect()
-    s2.settimeout(1.0)
+    pid2, _, s2 = hello(kite)
+    s3 = kite.connect()
+    s3.settimeout(1.0)
     with pytest.raises(socket.timeout):
-        s2.recv(100)                    # queued in the backlog, nobody free
-    kite.wait_log(rf'warning: service "127.0.0.1:{kite.port}" has reached its process limit "1"')
+        s3.recv(100)                    # queued in the backlog, nobody free
+    kite.wait_log(rf'warning: service "127.0.0.1:{kite.port}" has reached its process limit "2"')
     s1.sendall(b"quit\r\n")
     s1.close()
-    s2.settimeout(10)
-    data = s2.recv(100)
+    s3.settimeout(10)
+    data = s3.recv(100)
     assert data.startswith(f"hello pid={pid1} ".encode())
     s2.close()
+    s3.close()
+    assert len(kite.children()) == 2
+
+
+def test_singleton_service_at_its_limit_is_not_reported(kite):
+    kite.master_cf(cf_testd(kite) + "tick unix - - n 1 1 testd trigger\n")
+    kite.start()
+    kite.wait_log(r"tick request=wakeup")
+    time.sleep(1.5)
+    assert "process limit" not in kite.log_text()
 
 
 def test_second_master_is_refused(kite):
@@ -738,6 +750,18 @@ def test_run_sandbox_script_starts_an_instance():
         cf = open(f"{run}/etc/main.cf").read()
         assert "virtual_mailbox_domains = sandbox.test" in cf
         assert f"queue_directory = {run}/queue" in cf
+        if all((BUILD / "libexec" / d).exists() for d in ("smtpd", "cleanup", "qmgr", "local")):
+            # What the script tells people to do works: the message lands in the Maildir.
+            import smtplib
+            with smtplib.SMTP("127.0.0.1", port, timeout=30) as c:
+                c.sendmail("you@example.com", ["alice@sandbox.test"], "Subject: hi\r\n\r\nhello\r\n")
+            new = Path(run) / "mail" / "alice" / "new"
+            deadline = time.time() + 20
+            while time.time() < deadline and not (new.is_dir() and any(new.iterdir())):
+                time.sleep(0.1)
+            files = list(new.iterdir())
+            assert len(files) == 1
+            assert b"hello" in files[0].read_bytes()
     finally:
         subprocess.run([kite_bin, "-c", f"{run}/etc", "stop"], capture_output=True, timeout=120)
         shutil.rmtree(run, ignore_errors=True)
