@@ -475,3 +475,22 @@ def test_success_notice_for_notify_success(kite):
     kite.wait_log(re.escape(qid) + r": to=<bob@example.com>, .*status=sent")
     kite.wait_log(re.escape(qid) + r": removed", timeout=15)
     assert qid not in queue_files(kite, "trace")
+
+
+@needs_daemons
+def test_dead_destination_defers_the_rest_of_the_same_message(kite):
+    agent = setup_instance(kite, minimal_backoff_time="30s", maximal_backoff_time="60s",
+                           testagent_destination_concurrency_limit="1",
+                           testagent_destination_recipient_limit="1")
+    agent.set("@down.test defer 4.4.1 connect to down.test: Connection timed out")
+    kite.start()
+    qid = write_message(kite, "a@example.org", ["r1@down.test", "r2@down.test", "r3@down.test"])
+    qmgr_request(kite, "incoming")
+    for r in ("r2", "r3"):
+        kite.wait_log(re.escape(qid) + r": to=<%s@down.test>, relay=none, .*status=deferred "
+                      r"\(delivery temporarily suspended: connect to down.test" % r)
+    wait_until(lambda: qid in queue_files(kite, "deferred"), what="deferred file", kite=kite)
+    assert len([r for r in agent.requests() if r[2] == "down.test"]) == 1
+    # qmgr is still alive and serving
+    assert qmgr_request(kite, "wakeup")["status"] == 0
+    assert not re.search(r"libexec/qmgr pid \d+ (exit status|killed by signal)", kite.log_text()), kite.log_tail()
