@@ -113,7 +113,7 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $$(call daemon_objs,$$(call test_d
 deps:
 	@sh scripts/deps
 
-unit-test: $(TEST_BINS)
+unit-test: all $(TEST_BINS)
 	@sh tests/run-unit $(BUILD) $(UNIT_TESTS)
 
 unit-test-san:

@@ -30,10 +30,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *sender = NULL;
     long long n = 0;
     attr_data blob = {NULL, 0};
-    attr_spec specs[] = {ATTR_SPEC_STR("sender", ATTR_REQUIRED, &sender),
-                         ATTR_SPEC_STR("rcpt", ATTR_REPEAT | ATTR_OPTIONAL, NULL),
-                         ATTR_SPEC_INT("size", ATTR_OPTIONAL, &n),
-                         ATTR_SPEC_DATA("blob", ATTR_OPTIONAL, &blob), ATTR_SPEC_END};
+    attr_spec specs[] = {
+        ATTR_SPEC_STR("sender", ATTR_REQUIRED, &sender), ATTR_SPEC_STR("rcpt", ATTR_REPEAT | ATTR_OPTIONAL, NULL),
+        ATTR_SPEC_INT("size", ATTR_OPTIONAL, &n), ATTR_SPEC_DATA("blob", ATTR_OPTIONAL, &blob), ATTR_SPEC_END};
 
     if (!init) {
         msg_init("fuzz_attr");

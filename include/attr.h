@@ -88,15 +88,22 @@ typedef struct attr_data {
 
 int attr_scan(const attr_list *list, const attr_spec *specs);
 
-/* Frames over a stream (no descriptors). attr_write flushes. 0 or status. */
+/*
+ * Frames over a stream (no descriptors). attr_write flushes. 0 or status.
+ * attr_read replaces the list's content and reads a frame whole: use it on
+ * a stream with a timeout (not 0), or bytes of a half-read frame are lost.
+ */
 int attr_write(stream *s, const attr_list *list);
 int attr_read(stream *s, attr_list *list, size_t max_frame);
 
-/* Frames with descriptors, straight on a socket. 0 or status. */
+/*
+ * Frames with descriptors, straight on a Unix stream socket. 0 or status.
+ * timeout is in seconds; <= 0 waits as long as it takes.
+ */
 int attr_sendmsg(int sock, const attr_list *list, int timeout);
 int attr_recvmsg(int sock, attr_list *list, size_t max_frame, int timeout);
 
-/* Encode/decode a payload (no length prefix); for tests and fuzzing. */
+/* Encode/decode a payload (no length prefix); for tests and fuzzing. attr_decode replaces the content. */
 void attr_encode(const attr_list *list, vbuf *out);
 int attr_decode(attr_list *list, const void *payload, size_t len);
 

@@ -37,6 +37,8 @@ int bounce_log_append(const char *log_queue, const char *queue_id, const deliver
 /* bounce_log_read - all records of LOGQUEUE/ID; count or -1 (ENOENT: 0) */
 int bounce_log_read(const char *log_queue, const char *queue_id, bounce_log_entry **entries);
 void bounce_log_free(bounce_log_entry *entries, size_t count);
+/* bounce_log_parse - validate and split a whole log's bytes; count or -1 */
+int bounce_log_parse(const void *data, size_t len, bounce_log_entry **entries);
 int bounce_log_remove(const char *log_queue, const char *queue_id);
 
 /* bounce_request - ask the bounce service for a notice; 0 done, -1 try later */

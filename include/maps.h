@@ -51,8 +51,39 @@ void maps_close(maps *m);
 const char *maps_find_addr(maps *m, const char *addr, int flags, int *status);
 
 /* Berkeley DB files, for kitemap and newaliases. */
-#define MAP_BUILD_ALIASES (1 << 0)      /* "name: a, b" source syntax */
+#define MAP_BUILD_ALIASES (1 << 1)      /* "name: a, b" source syntax (distinct from MAP_KEEP_CASE) */
 /* map_build - (re)build TYPE:NAME.db from the source NAME; 0 or -1 (err) */
 int map_build(const char *spec, int flags, vbuf *err);
+
+/*
+ * Additions for kitemap, newaliases and the fuzz targets.
+ */
+
+/* map_iterate - call fn for every entry (hash, btree, texthash, inline,
+ * static); fn returns non-zero to stop. 0, or -1 (err) when the table type
+ * can't be listed or reading fails. */
+typedef int (*map_iter_fn)(void *ctx, const char *key, const char *value);
+int map_iterate(map *m, map_iter_fn fn, void *ctx, vbuf *err);
+
+/* map_delete - remove key from TYPE:NAME.db (atomically rewritten);
+ * 1 removed, 0 not there, -1 error (err) */
+int map_delete(const char *spec, const char *key, int flags, vbuf *err);
+
+/* map_open_text - a pcre:, cidr: or texthash: table from text in memory;
+ * name is used in file:line messages. NULL with the reason in err. */
+map *map_open_text(const char *type, const char *name, const char *text, size_t len, int flags, vbuf *err);
+
+/*
+ * map_source_parse - split postmap-style source text (or aliases(5) text
+ * with MAP_BUILD_ALIASES) into entries: fn gets each key (folded unless
+ * MAP_KEEP_CASE), value and first line number, and returns 0 to go on or
+ * -1 to stop (with err set). Returns 0, or -1 with "name:line: why" in err.
+ */
+typedef int (*map_source_fn)(void *ctx, const char *key, const char *value, int line, vbuf *err);
+int map_source_parse(const char *name, const char *text, size_t len, int flags, map_source_fn fn, void *ctx,
+                     vbuf *err);
+
+#define MAP_LINE_MAX  (1024 * 1024)     /* longest logical source line */
+#define MAP_FILE_MAX  (512L * 1024 * 1024)      /* largest source file */
 
 #endif

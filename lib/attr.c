@@ -31,13 +31,13 @@
 #define ATTR_GREETING_MAX 4096
 
 typedef struct attr_entry {
-    int type;                           /* enum attr_type */
-    char *name;                         /* NUL-terminated */
-    char *value;                        /* str/data: NUL-terminated copy */
-    size_t len;                         /* value length */
-    long long ival;                     /* 'i' */
-    int fd;                             /* 'f': the descriptor, -1 when taken */
-    int owned;                          /* 'f': received, ours to close */
+    int type;       /* enum attr_type */
+    char *name;     /* NUL-terminated */
+    char *value;    /* str/data: NUL-terminated copy */
+    size_t len;     /* value length */
+    long long ival; /* 'i' */
+    int fd;         /* 'f': the descriptor, -1 when taken */
+    int owned;      /* 'f': received, ours to close */
 } attr_entry;
 
 struct attr_list {
@@ -90,8 +90,7 @@ static int attr_name_ok(const char *name, size_t len)
 }
 
 /* attr_add - append an entry with a copy of name and value */
-static attr_entry *attr_add(attr_list *list, int type, const char *name, size_t nlen,
-                            const void *value, size_t vlen)
+static attr_entry *attr_add(attr_list *list, int type, const char *name, size_t nlen, const void *value, size_t vlen)
 {
     attr_entry *e;
 
@@ -335,7 +334,7 @@ static int attr_decode_fds(attr_list *list, const void *payload, size_t len, int
 {
     const unsigned char *p = payload;
     size_t left = len;
-    unsigned used = 0;                  /* bit per descriptor index */
+    unsigned used = 0; /* bit per descriptor index */
     const char *why = NULL;
 
     attr_clear(list);
@@ -354,8 +353,7 @@ static int attr_decode_fds(attr_list *list, const void *payload, size_t len, int
         nlen = (size_t) get_be(p + 1, 2);
         p += 3;
         left -= 3;
-        if (type != ATTR_TYPE_STR && type != ATTR_TYPE_INT && type != ATTR_TYPE_DATA
-            && type != ATTR_TYPE_FD) {
+        if (type != ATTR_TYPE_STR && type != ATTR_TYPE_INT && type != ATTR_TYPE_DATA && type != ATTR_TYPE_FD) {
             why = "unknown attribute type";
             break;
         }
@@ -497,8 +495,8 @@ int attr_scan(const attr_list *list, const attr_spec *specs)
             break;
         }
         if (specs[k].type != e->type) {
-            msg_warn("attr_scan: attribute \"%s\" is %s, expected %s", e->name,
-                     attr_type_name(e->type), attr_type_name(specs[k].type));
+            msg_warn("attr_scan: attribute \"%s\" is %s, expected %s", e->name, attr_type_name(e->type),
+                     attr_type_name(specs[k].type));
             ret = -1;
             break;
         }
@@ -586,8 +584,7 @@ int attr_read(stream *s, attr_list *list, size_t max_frame)
         return st;
     plen = (size_t) get_be(hdr, 4);
     if (plen > attr_limit(max_frame)) {
-        msg_warn("attr_read: frame of %zu bytes exceeds the limit of %zu", plen,
-                 attr_limit(max_frame));
+        msg_warn("attr_read: frame of %zu bytes exceeds the limit of %zu", plen, attr_limit(max_frame));
         return ATTR_BAD;
     }
     vbuf_init(&payload, plen);
@@ -665,7 +662,7 @@ int attr_sendmsg(int sock, const attr_list *list, int timeout)
     int st = 0;
 
     vbuf_init(&frame, 0);
-    put_be(&frame, 0, 4);               /* length, filled in below */
+    put_be(&frame, 0, 4); /* length, filled in below */
     {
         vbuf payload;
 
@@ -733,8 +730,7 @@ int attr_sendmsg(int sock, const attr_list *list, int timeout)
  * fds and nfds. Returns bytes (>0), or a status: STREAM_EOF, STREAM_ERR,
  * STREAM_TIMEOUT, or ATTR_BAD for truncated or unexpected control data.
  */
-static ssize_t attr_recv_some(int sock, void *buf, size_t len, int *fds, int *nfds,
-                              long long deadline)
+static ssize_t attr_recv_some(int sock, void *buf, size_t len, int *fds, int *nfds, long long deadline)
 {
     union {
         struct cmsghdr hdr;
@@ -770,12 +766,11 @@ static ssize_t attr_recv_some(int sock, void *buf, size_t len, int *fds, int *nf
         }
         /* Take every descriptor that arrived, so none can leak. */
         for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS
-                && c->cmsg_len >= CMSG_LEN(0)) {
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len >= CMSG_LEN(0)) {
                 size_t cnt = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
                 int tmp[ATTR_MAX_FDS];
 
-                if (cnt > ATTR_MAX_FDS)         /* cannot happen with our buffer */
+                if (cnt > ATTR_MAX_FDS) /* cannot happen with our buffer */
                     cnt = ATTR_MAX_FDS;
                 memcpy(tmp, CMSG_DATA(c), cnt * sizeof(int));
                 for (size_t i = 0; i < cnt; i++) {
@@ -805,8 +800,7 @@ static ssize_t attr_recv_some(int sock, void *buf, size_t len, int *fds, int *nf
 }
 
 /* attr_recv_exact - receive exactly len bytes; 0 or status */
-static int attr_recv_exact(int sock, void *buf, size_t len, int *fds, int *nfds,
-                           long long deadline)
+static int attr_recv_exact(int sock, void *buf, size_t len, int *fds, int *nfds, long long deadline)
 {
     char *p = buf;
 
@@ -841,8 +835,7 @@ int attr_recvmsg(int sock, attr_list *list, size_t max_frame, int timeout)
     if (st == 0) {
         plen = (size_t) get_be(hdr, 4);
         if (plen > attr_limit(max_frame)) {
-            msg_warn("attr_recvmsg: frame of %zu bytes exceeds the limit of %zu", plen,
-                     attr_limit(max_frame));
+            msg_warn("attr_recvmsg: frame of %zu bytes exceeds the limit of %zu", plen, attr_limit(max_frame));
             st = ATTR_BAD;
         }
     }

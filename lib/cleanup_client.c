@@ -53,7 +53,17 @@ cleanup_client *cleanup_open(const char *service_path, int flags, vbuf *err)
                         ATTR_SPEC_STR("queue_id", ATTR_REQUIRED, &id), ATTR_SPEC_END};
     int fd, st;
 
-    if ((fd = mail_server_connect(service_path, 30)) < 0) {
+    if ((fd = mail_server_connect(service_path, 30)) < 0 && errno == ENOENT
+        && strncmp(service_path, "private/", 8) == 0) {
+        /* master.cf may publish cleanup as a public service (private = n). */
+        vbuf pub;
+
+        vbuf_init(&pub, 0);
+        vbuf_printf(&pub, "public/%s", service_path + 8);
+        fd = mail_server_connect(pub.data, 30);
+        vbuf_release(&pub);
+    }
+    if (fd < 0) {
         vbuf_printf(err, "connect to %s: %s", service_path, strerror(errno));
         return NULL;
     }

@@ -34,7 +34,6 @@ static conf_raw *raw_tab;
 static size_t raw_count, raw_cap;
 static int default_busy[1024];          /* expansion guard for table defaults */
 static char *computed_myhostname;
-static char *computed_mydomain;
 
 /* conf_dir_default - $KITE_CONFIG_DIR or the built-in directory */
 const char *conf_dir_default(void)
@@ -109,7 +108,12 @@ int conf_override_arg(const char *arg)
         xfree(name);
         return -1;
     }
-    conf_override(trimmed, eq + 1);
+    {
+        char *value = xstrdup(eq + 1);
+
+        conf_override(trimmed, str_trim(value));   /* blanks around '=' as in main.cf */
+        xfree(value);
+    }
     xfree(name);
     return 0;
 }
@@ -260,17 +264,16 @@ static int value_of(vbuf *out, const char *name, int depth)
             vbuf host;
             const char *dot;
 
-            if (computed_mydomain == NULL) {
-                vbuf_init(&host, 0);
-                if (value_of(&host, "myhostname", depth + 1) < 0) {
-                    vbuf_release(&host);
-                    return -1;
-                }
-                dot = strchr(host.data, '.');
-                computed_mydomain = xstrdup(dot && dot[1] ? dot + 1 : "localdomain");
+            /* Computed each time: myhostname may change with a reload or -o. */
+            vbuf_init(&host, 0);
+            if (value_of(&host, "myhostname", depth + 1) < 0) {
                 vbuf_release(&host);
+                return -1;
             }
-            return vbuf_puts(out, computed_mydomain);
+            dot = strchr(host.data, '.');
+            ret = vbuf_puts(out, dot && dot[1] ? dot + 1 : "localdomain");
+            vbuf_release(&host);
+            return ret;
         }
         if (idx < sizeof(default_busy) / sizeof(default_busy[0])) {
             if (default_busy[idx]) {
@@ -324,11 +327,11 @@ static int expand_into(vbuf *out, const char *text, int depth)
             p++;
         }
         nlen = 0;
-        while (isalnum((unsigned char) p[nlen]) || p[nlen] == '_' || p[nlen] == '.' || p[nlen] == '-') {
-            if (!close && p[nlen] == '.')
-                break;                  /* "$myhostname." ends the name */
+        /* "$name" ends at anything but a letter, digit or '_' ("$myhostname-x",
+         * "$myhostname."); "${name}" and "$(name)" may also hold '.' and '-'. */
+        while (isalnum((unsigned char) p[nlen]) || p[nlen] == '_' ||
+               (close && (p[nlen] == '.' || p[nlen] == '-')))
             nlen++;
-        }
         if (nlen == 0 || nlen >= sizeof(name)) {
             msg_error("bad $ expansion in \"%.100s\"", text);
             return -1;

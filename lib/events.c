@@ -31,23 +31,23 @@
 typedef struct event_slot {
     event_fn read_fn, write_fn;
     void *read_ctx, *write_ctx;
-    int mask;                           /* EVENT_READ | EVENT_WRITE wanted */
-    int registered;                     /* known to epoll */
-    uint32_t gen;                       /* bumped whenever interest ends */
+    int mask;       /* EVENT_READ | EVENT_WRITE wanted */
+    int registered; /* known to epoll */
+    uint32_t gen;   /* bumped whenever interest ends */
 } event_slot;
 
 typedef struct event_timer {
     event_timer_fn fn;
     void *ctx;
-    long long when;                     /* monotonic ms */
-    unsigned long long seq;             /* order among equal times; round cut-off */
+    long long when;         /* monotonic ms */
+    unsigned long long seq; /* order among equal times; round cut-off */
 } event_timer;
 
 static int ev_epfd = -1;
 static event_slot *ev_slots;
 static int ev_nslots;
 
-static event_timer *ev_timers;          /* min-heap on (when, seq) */
+static event_timer *ev_timers; /* min-heap on (when, seq) */
 static size_t ev_ntimers, ev_timer_cap;
 static unsigned long long ev_seq;
 
@@ -56,6 +56,7 @@ static event_signal_fn ev_sigfn[NSIG];
 
 static time_t ev_now;
 static int ev_stop;
+static unsigned ev_epoch; /* bumped by event_reset: stale batches are dropped */
 
 /* event_ms - the monotonic clock in milliseconds */
 static long long event_ms(void)
@@ -106,8 +107,7 @@ static void event_update(int fd, event_slot *sl)
         ev.events |= EPOLLOUT;
     ev.data.u64 = (uint64_t) (uint32_t) fd | ((uint64_t) sl->gen << 32);
     if (sl->mask == 0) {
-        if (sl->registered && epoll_ctl(ev_epfd, EPOLL_CTL_DEL, fd, NULL) < 0 && errno != EBADF
-            && errno != ENOENT)
+        if (sl->registered && epoll_ctl(ev_epfd, EPOLL_CTL_DEL, fd, NULL) < 0 && errno != EBADF && errno != ENOENT)
             msg_fatal("event: epoll_ctl DEL fd %d: %m", fd);
         sl->registered = 0;
         return;
@@ -358,8 +358,8 @@ static void event_run_timers(void)
             size_t k, best = ev_ntimers;
 
             for (k = 0; k < ev_ntimers; k++)
-                if (ev_timers[k].when <= now && ev_timers[k].seq <= cutoff
-                    && (best == ev_ntimers || heap_less(&ev_timers[k], &ev_timers[best])))
+                if (ev_timers[k].when <= now && ev_timers[k].seq <= cutoff &&
+                    (best == ev_ntimers || heap_less(&ev_timers[k], &ev_timers[best])))
                     best = k;
             if (best == ev_ntimers)
                 break;
@@ -394,6 +394,7 @@ static int event_wait_ms(long timeout_ms)
 void event_loop(long timeout_ms)
 {
     struct epoll_event evs[EVENT_BATCH];
+    unsigned epoch;
     int n;
 
     event_init();
@@ -405,7 +406,8 @@ void event_loop(long timeout_ms)
         n = 0;
     }
     ev_now = time(NULL);
-    for (int i = 0; i < n; i++) {
+    epoch = ev_epoch;
+    for (int i = 0; i < n && epoch == ev_epoch; i++) {
         int fd = (int) (uint32_t) (evs[i].data.u64 & 0xffffffffu);
         uint32_t gen = (uint32_t) (evs[i].data.u64 >> 32);
         uint32_t e = evs[i].events;
@@ -416,16 +418,19 @@ void event_loop(long timeout_ms)
             continue;
         sl = &ev_slots[fd];
         if (sl->gen != gen)
-            continue;                   /* removed during this round */
+            continue; /* removed during this round */
         if ((sl->mask & EVENT_READ) && (e & (EPOLLIN | EPOLLERR | EPOLLHUP)))
             sl->read_fn(fd, EVENT_READ | err, sl->read_ctx);
-        sl = &ev_slots[fd];             /* the table may have grown */
+        if (epoch != ev_epoch || fd >= ev_nslots)
+            break;          /* a callback called event_reset */
+        sl = &ev_slots[fd]; /* the table may have grown */
         if (sl->gen != gen)
             continue;
         if ((sl->mask & EVENT_WRITE) && (e & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
             sl->write_fn(fd, EVENT_WRITE | err, sl->write_ctx);
     }
-    event_run_timers();
+    if (epoch == ev_epoch)
+        event_run_timers();
 }
 
 /* event_run - loop until event_stop() */
@@ -482,4 +487,5 @@ void event_reset(void)
     ev_ntimers = ev_timer_cap = 0;
     ev_stop = 0;
     ev_now = 0;
+    ev_epoch++;
 }

@@ -118,12 +118,21 @@ static const char *ms_basename(const char *path)
     return slash ? slash + 1 : path;
 }
 
-/* ms_check_fd - is this descriptor open? */
-static int ms_check_fd(int fd)
+/* ms_check_status_fd - is the status descriptor a pipe? */
+static int ms_check_status_fd(int fd)
 {
     struct stat st;
 
-    return fstat(fd, &st) == 0;
+    return fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode);
+}
+
+/* ms_check_listen_fd - is this descriptor a listening socket? */
+static int ms_check_listen_fd(int fd)
+{
+    int on = 0;
+    socklen_t len = sizeof(on);
+
+    return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0 && on;
 }
 
 /* ms_drop_privileges - chroot and setgroups/setgid/setuid, verified */
@@ -260,10 +269,10 @@ static void ms_init(int argc, char **argv, const mail_server_hooks *hooks)
     ms_open_log(prog);
 
     if (!ms_standalone) {
-        if (!ms_check_fd(MAIL_SERVER_STATUS_FD))
+        if (!ms_check_status_fd(MAIL_SERVER_STATUS_FD))
             msg_fatal("not started by master (no status descriptor); use -S to run stand-alone");
         for (int i = 0; i < ms_listen_count; i++)
-            if (!ms_check_fd(MAIL_SERVER_LISTEN_FD + i))
+            if (!ms_check_listen_fd(MAIL_SERVER_LISTEN_FD + i))
                 msg_fatal("not started by master (no listening socket %d)", i);
     }
     memset(&sa, 0, sizeof(sa));
@@ -366,6 +375,7 @@ static stream *ms_standalone_stream(void)
 void single_server_main(int argc, char **argv, single_service_fn fn, const mail_server_hooks *hooks)
 {
     struct pollfd pfd[MAIL_SERVER_MAX_LISTEN + 1];
+    sigset_t term, wait_mask;
 
     ms_init(argc, argv, hooks);
     if (ms_standalone) {
@@ -376,9 +386,20 @@ void single_server_main(int argc, char **argv, single_service_fn fn, const mail_
         stream_free(s);
         ms_exit(0);
     }
+    /*
+     * SIGTERM is blocked except while waiting in ppoll() (so a signal that
+     * arrives just before the wait still ends it) and while a client is
+     * served (the handler only sets a flag, checked afterwards).
+     */
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    if (sigprocmask(SIG_BLOCK, &term, &wait_mask) < 0)
+        msg_fatal("sigprocmask: %m");
+    sigdelset(&wait_mask, SIGTERM);
     ms_report(MAIL_SERVER_STAT_AVAIL);
     for (;;) {
-        int timeout = ms_hooks->unlimited ? -1 : (int) (var_max_idle > 86400 ? 86400000 : var_max_idle * 1000);
+        long idle_ms = var_max_idle > 86400 ? 86400000L : var_max_idle * 1000L;
+        struct timespec ts = {idle_ms / 1000, (idle_ms % 1000) * 1000000L};
         int n;
 
         if (ms_stop || ms_limits_reached())
@@ -391,11 +412,11 @@ void single_server_main(int argc, char **argv, single_service_fn fn, const mail_
         pfd[ms_listen_count].fd = MAIL_SERVER_STATUS_FD;
         pfd[ms_listen_count].events = 0;    /* POLLERR when master is gone */
         pfd[ms_listen_count].revents = 0;
-        n = poll(pfd, (nfds_t) ms_listen_count + 1, timeout);
+        n = ppoll(pfd, (nfds_t) ms_listen_count + 1, ms_hooks->unlimited ? NULL : &ts, &wait_mask);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            msg_fatal("poll: %m");
+            msg_fatal("ppoll: %m");
         }
         if (n == 0) {
             if (msg_verbose)
@@ -414,7 +435,9 @@ void single_server_main(int argc, char **argv, single_service_fn fn, const mail_
                 continue;
             ms_report(MAIL_SERVER_STAT_BUSY);
             s = stream_open(fd);
+            sigprocmask(SIG_UNBLOCK, &term, NULL);
             fn(s, ms_service, ms_args);
+            sigprocmask(SIG_BLOCK, &term, NULL);
             stream_close(s);
             ms_use_count++;
             if (ms_stop || ms_limits_reached())
@@ -470,17 +493,10 @@ static void ms_event_sigterm(int sig)
 /* ms_event_setup - event-loop plumbing shared by multi and trigger servers */
 static void ms_event_setup(event_fn accept_fn)
 {
-    struct sigaction sa;
-
-    /* Signals now arrive through the event loop, not the poll handler. */
-    memset(&sa, 0, sizeof(sa));
-    sigemptyset(&sa.sa_mask);
-    sa.sa_handler = SIG_DFL;
-    if (sigaction(SIGTERM, &sa, NULL) < 0)
-        msg_fatal("sigaction SIGTERM: %m");
+    /* From here on SIGTERM arrives through the event loop. */
+    event_signal(SIGTERM, ms_event_sigterm);
     if (ms_stop)
         ms_exit(0);
-    event_signal(SIGTERM, ms_event_sigterm);
     for (int i = 0; i < ms_listen_count; i++)
         event_enable_read(MAIL_SERVER_LISTEN_FD + i, accept_fn, NULL);
     event_enable_read(MAIL_SERVER_STATUS_FD, ms_event_master_gone, NULL);

@@ -128,6 +128,15 @@ static void write_all(int fd, const char *buf, size_t len)
     }
 }
 
+/* msg_line_end - length to write of a snprintf'd line; a truncated line still ends in '\n' */
+static size_t msg_line_end(char *line, size_t size, int n)
+{
+    if ((size_t) n < size)
+        return (size_t) n;
+    line[size - 2] = '\n';
+    return size - 1;
+}
+
 /* msg_emit - send one formatted message to every output */
 static void msg_emit(enum msg_level level, const char *text)
 {
@@ -153,12 +162,12 @@ static void msg_emit(enum msg_level level, const char *text)
         n = snprintf(line, sizeof(line), "%s %s %s[%ld]: %s%s\n", stamp, host, msg_tag_buf, (long) getpid(),
                      msg_prefix[level], text);
         if (n > 0)
-            write_all(msg_log_fd, line, (size_t) n < sizeof(line) ? (size_t) n : sizeof(line) - 1);
+            write_all(msg_log_fd, line, msg_line_end(line, sizeof(line), n));
     }
     if (msg_to_stderr) {
         n = snprintf(line, sizeof(line), "%s: %s%s\n", msg_tag_buf, msg_prefix[level], text);
         if (n > 0)
-            write_all(STDERR_FILENO, line, (size_t) n < sizeof(line) ? (size_t) n : sizeof(line) - 1);
+            write_all(STDERR_FILENO, line, msg_line_end(line, sizeof(line), n));
     }
 }
 
@@ -170,6 +179,14 @@ void msg_vprintf(enum msg_level level, const char *fmt, va_list ap)
 
     errno = saved_errno;                        /* %m reads errno */
     vsnprintf(text, sizeof(text), fmt, ap);
+    /*
+     * Text from the network ends up here; a CR or LF in it would forge a log
+     * line for pflogsumm or fail2ban, an ESC would drive a terminal. ASCII
+     * control characters become '?'; 8-bit (UTF-8) bytes stay.
+     */
+    for (char *p = text; *p; p++)
+        if ((unsigned char) *p < 0x20 || *p == 0x7f)
+            *p = '?';
     msg_emit(level, text);
     if (level == MSG_ERROR)
         msg_errors++;

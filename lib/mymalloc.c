@@ -2,6 +2,7 @@
  * mymalloc - allocation that never returns NULL (see mymalloc.h).
  * Trusts nothing about sizes: every multiplication and addition is checked.
  */
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,10 +26,24 @@ size_t size_mul(size_t a, size_t b)
     return a * b;
 }
 
+/*
+ * size_check - no object may be larger than PTRDIFF_MAX (pointer differences
+ * inside it would overflow); such sizes are refused before they reach the
+ * allocator, which under the sanitizers aborts instead of returning NULL.
+ */
+static void size_check(const char *fn, size_t size)
+{
+    if (size > (size_t) PTRDIFF_MAX)
+        msg_fatal("%s: insufficient memory for %zu bytes", fn, size);
+}
+
 /* xmalloc - allocate or exit */
 void *xmalloc(size_t size)
 {
-    void *p = malloc(size ? size : 1);
+    void *p;
+
+    size_check("xmalloc", size);
+    p = malloc(size ? size : 1);
 
     if (p == NULL)
         msg_fatal("xmalloc: insufficient memory for %zu bytes", size);
@@ -38,7 +53,11 @@ void *xmalloc(size_t size)
 /* xcalloc - allocate zeroed memory or exit */
 void *xcalloc(size_t nmemb, size_t size)
 {
-    void *p = calloc(1, size_mul(nmemb, size) ? nmemb * size : 1);
+    size_t total = size_mul(nmemb, size);
+    void *p;
+
+    size_check("xcalloc", total);
+    p = calloc(1, total ? total : 1);
 
     if (p == NULL)
         msg_fatal("xcalloc: insufficient memory for %zu x %zu bytes", nmemb, size);
@@ -48,7 +67,10 @@ void *xcalloc(size_t nmemb, size_t size)
 /* xrealloc - resize or exit */
 void *xrealloc(void *ptr, size_t size)
 {
-    void *p = realloc(ptr, size ? size : 1);
+    void *p;
+
+    size_check("xrealloc", size);
+    p = realloc(ptr, size ? size : 1);
 
     if (p == NULL)
         msg_fatal("xrealloc: insufficient memory for %zu bytes", size);

@@ -76,7 +76,8 @@ int str_to_long(const char *str, long *out)
     char *end;
     long v;
 
-    if (*str == 0 || *str == ' ' || *str == '\t')
+    /* strtol would skip any leading white space (\n, \v, \f, \r too) and a '+' */
+    if (!((*str >= '0' && *str <= '9') || *str == '-'))
         return -1;
     errno = 0;
     v = strtol(str, &end, 10);

@@ -29,7 +29,7 @@
 #include "params.h"
 #include "tls.h"
 
-#define TLS_SESSION_MAGIC 0x4b54534cu   /* "KTSL" */
+#define TLS_SESSION_MAGIC 0x4b54534cu /* "KTSL" */
 #define TLS_CLIENT_CACHE_MAX 1000
 #define TLS_NAME_MAX 256
 
@@ -43,10 +43,10 @@ struct tls_ctx {
     SSL_CTX *ssl_ctx;
     int server;
     int loglevel;
-    int proto_mask, mand_proto_mask;    /* client: per level; server: one */
+    int proto_mask, mand_proto_mask; /* client: per level; server: one */
     char *ciphers, *mand_ciphers;
     long cache_timeout;
-    tls_cache_entry *cache;             /* client sessions */
+    tls_cache_entry *cache; /* client sessions */
     size_t ncache;
 };
 
@@ -57,10 +57,10 @@ struct tls_session {
     stream *s;
     int server;
     int level;
-    char **match;                       /* NULL-terminated copy */
-    char *cache_key;                    /* client; NULL: no reuse */
+    char **match;    /* NULL-terminated copy */
+    char *cache_key; /* client; NULL: no reuse */
     char *peer;
-    int failed;                         /* fatal error: no close_notify */
+    int failed; /* fatal error: no close_notify */
     int installed;
     tls_info info;
     char protocol[32];
@@ -157,8 +157,11 @@ static int proto_bit(const char *name, size_t len)
     static const struct {
         const char *name;
         int bit;
-    } tab[] = {{"SSLv2", 0}, {"SSLv3", 0}, {"TLSv1", TLS_PROTO_TLSv1},
-               {"TLSv1.1", TLS_PROTO_TLSv1_1}, {"TLSv1.2", TLS_PROTO_TLSv1_2},
+    } tab[] = {{"SSLv2", 0},
+               {"SSLv3", 0},
+               {"TLSv1", TLS_PROTO_TLSv1},
+               {"TLSv1.1", TLS_PROTO_TLSv1_1},
+               {"TLSv1.2", TLS_PROTO_TLSv1_2},
                {"TLSv1.3", TLS_PROTO_TLSv1_3}};
 
     for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)
@@ -195,10 +198,10 @@ int tls_protocol_mask(const char *spec, int *mask)
             return -1;
         }
         switch (op) {
-        case '>':                       /* this and later versions */
+        case '>': /* this and later versions */
             lo |= bit ? TLS_PROTO_ALL & ~(bit - 1) : TLS_PROTO_ALL;
             break;
-        case '<':                       /* this and earlier versions */
+        case '<': /* this and earlier versions */
             hi &= bit ? (bit << 1) - 1 : 0;
             break;
         case '!':
@@ -240,8 +243,10 @@ static int apply_protocols(SSL *ssl, int mask)
     static const struct {
         int bit;
         uint64_t op;
-    } holes[] = {{TLS_PROTO_TLSv1, SSL_OP_NO_TLSv1}, {TLS_PROTO_TLSv1_1, SSL_OP_NO_TLSv1_1},
-                 {TLS_PROTO_TLSv1_2, SSL_OP_NO_TLSv1_2}, {TLS_PROTO_TLSv1_3, SSL_OP_NO_TLSv1_3}};
+    } holes[] = {{TLS_PROTO_TLSv1, SSL_OP_NO_TLSv1},
+                 {TLS_PROTO_TLSv1_1, SSL_OP_NO_TLSv1_1},
+                 {TLS_PROTO_TLSv1_2, SSL_OP_NO_TLSv1_2},
+                 {TLS_PROTO_TLSv1_3, SSL_OP_NO_TLSv1_3}};
     int lo = 0, hi = 0;
 
     for (int b = TLS_PROTO_TLSv1; b <= TLS_PROTO_TLSv1_3; b <<= 1) {
@@ -251,8 +256,7 @@ static int apply_protocols(SSL *ssl, int mask)
             hi = b;
         }
     }
-    if (!SSL_set_min_proto_version(ssl, proto_version(lo))
-        || !SSL_set_max_proto_version(ssl, proto_version(hi)))
+    if (!SSL_set_min_proto_version(ssl, proto_version(lo)) || !SSL_set_max_proto_version(ssl, proto_version(hi)))
         return -1;
     for (size_t i = 0; i < sizeof(holes) / sizeof(holes[0]); i++) {
         if (holes[i].bit > lo && holes[i].bit < hi && !(mask & holes[i].bit))
@@ -275,8 +279,7 @@ static char *cipher_list(const char *grade, const char *exclude)
         base = var_tls_medium_cipherlist ? var_tls_medium_cipherlist
                                          : "HIGH:MEDIUM:!aNULL:!eNULL:!MD5:!RC4:!3DES:@STRENGTH";
     else if (strcasecmp(grade, "high") == 0)
-        base = var_tls_high_cipherlist ? var_tls_high_cipherlist
-                                       : "HIGH:!aNULL:!eNULL:!MD5:!RC4:!3DES:@STRENGTH";
+        base = var_tls_high_cipherlist ? var_tls_high_cipherlist : "HIGH:!aNULL:!eNULL:!MD5:!RC4:!3DES:@STRENGTH";
     else if (strcasecmp(grade, "low") == 0 || strcasecmp(grade, "export") == 0) {
         msg_warn("TLS cipher grade \"%s\" is no longer offered; using \"medium\"", grade);
         return cipher_list("medium", exclude);
@@ -296,8 +299,7 @@ static char *cipher_list(const char *grade, const char *exclude)
 }
 
 /* load_certs - key and certificate chain(s) into the context; 0 or -1 */
-static int load_certs(SSL_CTX *c, const char *cert, const char *key, const char *chains,
-                      const char *who)
+static int load_certs(SSL_CTX *c, const char *cert, const char *key, const char *chains, const char *who)
 {
     if (!empty(chains)) {
         const char *cp = chains, *tok;
@@ -305,8 +307,8 @@ static int load_certs(SSL_CTX *c, const char *cert, const char *key, const char 
 
         while ((tok = next_token(&cp, &len)) != NULL) {
             char *file = xstrndup(tok, len);
-            int ok = SSL_CTX_use_certificate_chain_file(c, file) == 1
-                     && SSL_CTX_use_PrivateKey_file(c, file, SSL_FILETYPE_PEM) == 1;
+            int ok = SSL_CTX_use_certificate_chain_file(c, file) == 1 &&
+                     SSL_CTX_use_PrivateKey_file(c, file, SSL_FILETYPE_PEM) == 1;
 
             if (!ok) {
                 msg_warn("%s: cannot load key and certificate chain from %s", who, file);
@@ -343,8 +345,7 @@ static int load_cas(SSL_CTX *c, const char *CAfile, const char *CApath, const ch
 {
     if (empty(CAfile) && empty(CApath))
         return 0;
-    if (SSL_CTX_load_verify_locations(c, empty(CAfile) ? NULL : CAfile,
-                                      empty(CApath) ? NULL : CApath) != 1) {
+    if (SSL_CTX_load_verify_locations(c, empty(CAfile) ? NULL : CAfile, empty(CApath) ? NULL : CApath) != 1) {
         msg_warn("%s: cannot load CA certificates from %s%s%s", who, empty(CAfile) ? "" : CAfile,
                  !empty(CAfile) && !empty(CApath) ? " and " : "", empty(CApath) ? "" : CApath);
         tls_print_errors("TLS library problem", NULL);
@@ -425,10 +426,10 @@ tls_ctx *tls_server_init_config(const tls_server_config *cfg)
     if ((ctx = new_ctx(TLS_server_method(), 1, cfg->loglevel)) == NULL)
         return NULL;
     c = ctx->ssl_ctx;
-    if (tls_protocol_mask(cfg->protocols, &ctx->proto_mask) < 0
-        || (ctx->ciphers = cipher_list(cfg->ciphers, cfg->exclude_ciphers)) == NULL
-        || load_certs(c, cfg->cert_file, cfg->key_file, cfg->chain_files, "TLS server") < 0
-        || load_cas(c, cfg->CAfile, cfg->CApath, "TLS server") < 0)
+    if (tls_protocol_mask(cfg->protocols, &ctx->proto_mask) < 0 ||
+        (ctx->ciphers = cipher_list(cfg->ciphers, cfg->exclude_ciphers)) == NULL ||
+        load_certs(c, cfg->cert_file, cfg->key_file, cfg->chain_files, "TLS server") < 0 ||
+        load_cas(c, cfg->CAfile, cfg->CApath, "TLS server") < 0)
         goto bad;
     if (SSL_CTX_set_cipher_list(c, ctx->ciphers) != 1) {
         msg_warn("TLS server: invalid cipher list \"%s\"", ctx->ciphers);
@@ -480,8 +481,7 @@ tls_ctx *tls_server_init(void)
     cfg.CApath = var_smtpd_tls_CApath;
     cfg.protocols = mandatory ? var_smtpd_tls_mandatory_protocols : var_smtpd_tls_protocols;
     cfg.ciphers = mandatory ? var_smtpd_tls_mandatory_ciphers : var_smtpd_tls_ciphers;
-    cfg.exclude_ciphers = mandatory ? var_smtpd_tls_mandatory_exclude_ciphers
-                                    : var_smtpd_tls_exclude_ciphers;
+    cfg.exclude_ciphers = mandatory ? var_smtpd_tls_mandatory_exclude_ciphers : var_smtpd_tls_exclude_ciphers;
     cfg.session_cache_timeout = var_smtpd_tls_session_cache_timeout;
     cfg.ask_ccert = var_smtpd_tls_ask_ccert;
     cfg.preempt_cipherlist = var_tls_preempt_cipherlist;
@@ -524,7 +524,7 @@ static void client_cache_store(tls_ctx *ctx, const char *key, SSL_SESSION *sess)
         }
     }
     if (ctx->ncache == TLS_CLIENT_CACHE_MAX) {
-        size_t old = 0;                 /* evict the entry expiring first */
+        size_t old = 0; /* evict the entry expiring first */
 
         for (i = 1; i < ctx->ncache; i++)
             if (ctx->cache[i].expires < ctx->cache[old].expires)
@@ -549,7 +549,7 @@ static int client_new_session(SSL *ssl, SSL_SESSION *sess)
     if (ts == NULL || ts->cache_key == NULL || ts->ctx->cache_timeout <= 0)
         return 0;
     client_cache_store(ts->ctx, ts->cache_key, sess);
-    return 1;                           /* we keep the reference */
+    return 1; /* we keep the reference */
 }
 
 /* tls_client_init_config - a client context from explicit settings */
@@ -561,13 +561,12 @@ tls_ctx *tls_client_init_config(const tls_client_config *cfg)
     if ((ctx = new_ctx(TLS_client_method(), 0, cfg->loglevel)) == NULL)
         return NULL;
     c = ctx->ssl_ctx;
-    if (tls_protocol_mask(cfg->protocols, &ctx->proto_mask) < 0
-        || tls_protocol_mask(cfg->mandatory_protocols, &ctx->mand_proto_mask) < 0
-        || (ctx->ciphers = cipher_list(cfg->ciphers, cfg->exclude_ciphers)) == NULL
-        || (ctx->mand_ciphers = cipher_list(cfg->mandatory_ciphers, cfg->mandatory_exclude_ciphers))
-               == NULL
-        || load_certs(c, cfg->cert_file, cfg->key_file, cfg->chain_files, "TLS client") < 0
-        || load_cas(c, cfg->CAfile, cfg->CApath, "TLS client") < 0)
+    if (tls_protocol_mask(cfg->protocols, &ctx->proto_mask) < 0 ||
+        tls_protocol_mask(cfg->mandatory_protocols, &ctx->mand_proto_mask) < 0 ||
+        (ctx->ciphers = cipher_list(cfg->ciphers, cfg->exclude_ciphers)) == NULL ||
+        (ctx->mand_ciphers = cipher_list(cfg->mandatory_ciphers, cfg->mandatory_exclude_ciphers)) == NULL ||
+        load_certs(c, cfg->cert_file, cfg->key_file, cfg->chain_files, "TLS client") < 0 ||
+        load_cas(c, cfg->CAfile, cfg->CApath, "TLS client") < 0)
         goto bad;
     SSL_CTX_set_verify(c, SSL_VERIFY_NONE, NULL);
     ctx->cache_timeout = cfg->session_cache_timeout;
@@ -676,8 +675,7 @@ static BIO *socket_bio(int fd)
 
     if (nosig_method == NULL) {
         const BIO_METHOD *sock = BIO_s_socket();
-        BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR,
-                                     "kite socket");
+        BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR, "kite socket");
 
         if (m == NULL)
             return NULL;
@@ -743,10 +741,11 @@ static char *match_key(const tls_client_opts *opts)
     char *key;
 
     vbuf_init(&b, 0);
-    vbuf_printf(&b, "%s|%s|%s", opts->cache_key, tls_level_name(opts->level),
-                opts->servername ? opts->servername : "");
+    vbuf_printf(&b, "%s|%s|%s", opts->cache_key, tls_level_name(opts->level), opts->servername ? opts->servername : "");
     for (const char *const *m = opts->match; m && *m; m++)
         vbuf_printf(&b, "|%s", *m);
+    vbuf_printf(&b, "|%s|%s|%s", opts->protocols ? opts->protocols : "", opts->ciphers ? opts->ciphers : "",
+                opts->exclude_ciphers ? opts->exclude_ciphers : "");
     key = vbuf_steal(&b);
     vbuf_release(&b);
     return key;
@@ -770,14 +769,32 @@ tls_session *tls_client_begin(tls_ctx *ctx, stream *s, const tls_client_opts *op
     ts->match = xcalloc(nmatch + 1, sizeof(char *));
     for (size_t i = 0; i < nmatch; i++)
         ts->match[i] = xstrdup(opts->match[i]);
-    if (apply_protocols(ts->ssl, mandatory ? ctx->mand_proto_mask : ctx->proto_mask) < 0
-        || SSL_set_cipher_list(ts->ssl, mandatory ? ctx->mand_ciphers : ctx->ciphers) != 1) {
-        tls_print_errors("cannot set TLS protocols or ciphers for", ts->peer);
-        tls_session_free(ts);
-        return NULL;
+    {
+        int mask = mandatory ? ctx->mand_proto_mask : ctx->proto_mask;
+        char *ciphers = NULL;
+        int ok;
+
+        if (!empty(opts->protocols) && tls_protocol_mask(opts->protocols, &mask) < 0) {
+            tls_session_free(ts);
+            return NULL;
+        }
+        if ((!empty(opts->ciphers) || !empty(opts->exclude_ciphers)) &&
+            (ciphers = cipher_list(empty(opts->ciphers) ? "medium" : opts->ciphers, opts->exclude_ciphers)) == NULL) {
+            tls_session_free(ts);
+            return NULL;
+        }
+        ok = apply_protocols(ts->ssl, mask) == 0 && SSL_set_cipher_list(ts->ssl, ciphers     ? ciphers
+                                                                                 : mandatory ? ctx->mand_ciphers
+                                                                                             : ctx->ciphers) == 1;
+        xfree(ciphers);
+        if (!ok) {
+            tls_print_errors("cannot set TLS protocols or ciphers for", ts->peer);
+            tls_session_free(ts);
+            return NULL;
+        }
     }
-    if (!empty(opts->servername) && !is_ip_literal(opts->servername)
-        && SSL_set_tlsext_host_name(ts->ssl, opts->servername) != 1) {
+    if (!empty(opts->servername) && !is_ip_literal(opts->servername) &&
+        SSL_set_tlsext_host_name(ts->ssl, opts->servername) != 1) {
         tls_print_errors("cannot set TLS server name for", ts->peer);
         tls_session_free(ts);
         return NULL;
@@ -796,8 +813,7 @@ tls_session *tls_client_begin(tls_ctx *ctx, stream *s, const tls_client_opts *op
             if (is_ip_literal(ts->match[i]))
                 continue;
             if ((hosts++ ? X509_VERIFY_PARAM_add1_host(param, ts->match[i], 0)
-                         : X509_VERIFY_PARAM_set1_host(param, ts->match[i], 0))
-                != 1) {
+                         : X509_VERIFY_PARAM_set1_host(param, ts->match[i], 0)) != 1) {
                 tls_print_errors("cannot set TLS names to verify for", ts->peer);
                 tls_session_free(ts);
                 return NULL;
@@ -872,9 +888,7 @@ static int names_match(tls_session *ts, X509 *peer)
 {
     for (char **m = ts->match; m && *m; m++) {
         if (is_ip_literal(*m) ? X509_check_ip_asc(peer, *m, 0) == 1
-                              : X509_check_host(peer, *m, 0, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS,
-                                                NULL)
-                                    == 1)
+                              : X509_check_host(peer, *m, 0, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, NULL) == 1)
             return 1;
     }
     return 0;
@@ -914,13 +928,11 @@ static int handshake_done(tls_session *ts)
     else {
         ts->info.trust = TLS_TRUST_TRUSTED;
         if (!ts->server && ts->match && ts->match[0])
-            snprintf(ts->verify_error, sizeof(ts->verify_error),
-                     "certificate name does not match");
+            snprintf(ts->verify_error, sizeof(ts->verify_error), "certificate name does not match");
     }
     if (ts->ctx->loglevel >= 2 && peer)
-        msg_info("%s: %s certificate: subject_CN=%s, issuer_CN=%s%s%s", ts->peer,
-                 ts->server ? "client" : "server", ts->peer_cn, ts->issuer_cn,
-                 ts->verify_error[0] ? ", problem: " : "", ts->verify_error);
+        msg_info("%s: %s certificate: subject_CN=%s, issuer_CN=%s%s%s", ts->peer, ts->server ? "client" : "server",
+                 ts->peer_cn, ts->issuer_cn, ts->verify_error[0] ? ", problem: " : "", ts->verify_error);
     /* A resumed session skips the checks; enforce the level on the result. */
     if (!ts->server && ts->level >= TLS_LEV_VERIFY && ts->info.trust != TLS_TRUST_VERIFIED) {
         msg_warn("server certificate verification failed for %s: %s", ts->peer,
@@ -1048,7 +1060,7 @@ static ssize_t tp_error(tls_session *ts, int ret, short *want, int writing)
         *want = POLLOUT;
         errno = EAGAIN;
         return -1;
-    case SSL_ERROR_ZERO_RETURN:         /* close_notify */
+    case SSL_ERROR_ZERO_RETURN: /* close_notify */
         if (writing) {
             errno = EPIPE;
             return -1;
@@ -1058,7 +1070,7 @@ static ssize_t tp_error(tls_session *ts, int ret, short *want, int writing)
         ts->failed = 1;
         if (ERR_peek_error() == 0) {
             if (errno == 0 && !writing)
-                return 0;               /* EOF without close_notify */
+                return 0; /* EOF without close_notify */
             if (errno == 0)
                 errno = EPIPE;
             return -1;
@@ -1136,9 +1148,8 @@ void tls_log_established(const stream *s, const char *direction, const char *pee
 
     if (i == NULL)
         return;
-    msg_info("%s TLS connection established %s %s: %s with cipher %s (%d/%d bits)",
-             tls_trust_name(i->trust), direction, peer,
-             i->protocol, i->cipher, i->bits, i->alg_bits);
+    msg_info("%s TLS connection established %s %s: %s with cipher %s (%d/%d bits)", tls_trust_name(i->trust), direction,
+             peer, i->protocol, i->cipher, i->bits, i->alg_bits);
 }
 
 /* tls_received_clause - the TLS comment of a Received: header */
@@ -1148,8 +1159,7 @@ void tls_received_clause(const stream *s, vbuf *out)
 
     if (i == NULL)
         return;
-    vbuf_printf(out, "(using %s with cipher %s (%d/%d bits))", i->protocol, i->cipher, i->bits,
-                i->alg_bits);
+    vbuf_printf(out, "(using %s with cipher %s (%d/%d bits))", i->protocol, i->cipher, i->bits, i->alg_bits);
 }
 
 /* tls_shutdown - see tls.h */
@@ -1161,8 +1171,164 @@ void tls_shutdown(stream *s)
         return;
     if (!ts->failed && !(SSL_get_shutdown(ts->ssl) & SSL_SENT_SHUTDOWN)) {
         ERR_clear_error();
-        (void) SSL_shutdown(ts->ssl);   /* one attempt; the peer may be gone */
+        (void) SSL_shutdown(ts->ssl); /* one attempt; the peer may be gone */
         ERR_clear_error();
     }
     tls_session_free(ts);
+}
+
+/* tls_detach - free the session without a word to the peer */
+void tls_detach(stream *s)
+{
+    tls_session *ts = session_of(s);
+
+    if (ts != NULL)
+        tls_session_free(ts);
+}
+
+/* ---- client policy helpers ---- */
+
+/* tls_policy_free - release a parsed policy's strings */
+void tls_policy_free(tls_policy *p)
+{
+    xfree(p->match);
+    xfree(p->protocols);
+    xfree(p->ciphers);
+    xfree(p->exclude);
+    xfree(p->servername);
+    memset(p, 0, sizeof(*p));
+}
+
+/* tls_policy_parse - see tls.h */
+int tls_policy_parse(const char *text, tls_policy *out)
+{
+    static const char *const attrs[] = {"match", "protocols", "ciphers", "exclude", "servername"};
+    const char *cp = text ? text : "";
+    const char *tok;
+    size_t len;
+    char *level;
+
+    memset(out, 0, sizeof(*out));
+    while (*cp == ' ' || *cp == '\t')
+        cp++;
+    len = strcspn(cp, " \t\r\n");
+    if (len == 0) {
+        msg_warn("empty TLS policy");
+        return -1;
+    }
+    level = xstrndup(cp, len);
+    out->level = tls_level_parse(level);
+    if (out->level < 0 || strchr(level, '=') != NULL) {
+        msg_warn("invalid TLS security level \"%.100s\" in policy \"%.200s\"", level, text);
+        xfree(level);
+        out->level = 0;
+        return -1;
+    }
+    xfree(level);
+    cp += len;
+    for (;;) {
+        char **slots[] = {&out->match, &out->protocols, &out->ciphers, &out->exclude, &out->servername};
+        const char *eq;
+        size_t k;
+
+        while (*cp == ' ' || *cp == '\t' || *cp == '\r' || *cp == '\n')
+            cp++;
+        if (*cp == 0)
+            return 0;
+        tok = cp;
+        len = strcspn(cp, " \t\r\n");
+        cp += len;
+        eq = memchr(tok, '=', len);
+        for (k = 0; eq && k < sizeof(attrs) / sizeof(attrs[0]); k++)
+            if (strlen(attrs[k]) == (size_t) (eq - tok) && strncmp(attrs[k], tok, (size_t) (eq - tok)) == 0)
+                break;
+        if (eq == NULL || k == sizeof(attrs) / sizeof(attrs[0])) {
+            msg_warn("unknown TLS policy attribute \"%.*s\" in \"%.200s\"", (int) (len > 100 ? 100 : len), tok, text);
+            tls_policy_free(out);
+            return -1;
+        }
+        if (eq + 1 == tok + len) {
+            msg_warn("empty TLS policy attribute \"%s\" in \"%.200s\"", attrs[k], text);
+            tls_policy_free(out);
+            return -1;
+        }
+        if (*slots[k] != NULL) {
+            msg_warn("TLS policy attribute \"%s\" given twice in \"%.200s\"", attrs[k], text);
+            tls_policy_free(out);
+            return -1;
+        }
+        *slots[k] = xstrndup(eq + 1, (size_t) (tok + len - eq - 1));
+        if (k == 1) { /* protocols: check now, not at connect time */
+            int mask;
+
+            if (tls_protocol_mask(*slots[k], &mask) < 0) {
+                tls_policy_free(out);
+                return -1;
+            }
+        } else if (k == 2) { /* ciphers: a grade we know */
+            char *list = cipher_list(*slots[k], NULL);
+
+            if (list == NULL) {
+                tls_policy_free(out);
+                return -1;
+            }
+            xfree(list);
+        }
+    }
+}
+
+/* tls_match_names - see tls.h */
+char **tls_match_names(const char *spec, const char *hostname, const char *nexthop)
+{
+    const char *cp = spec ? spec : "";
+    const char *tok;
+    size_t len, n = 0;
+    char **names = xcalloc(1, sizeof(char *));
+
+    while ((tok = next_token(&cp, &len)) != NULL) {
+        char *name;
+
+        if (len == 8 && strncasecmp(tok, "hostname", 8) == 0)
+            name = empty(hostname) ? NULL : xstrdup(hostname);
+        else if (len == 7 && strncasecmp(tok, "nexthop", 7) == 0)
+            name = empty(nexthop) ? NULL : xstrdup(nexthop);
+        else if (len == 11 && strncasecmp(tok, "dot-nexthop", 11) == 0) {
+            vbuf b;
+
+            name = NULL;
+            if (!empty(nexthop)) {
+                vbuf_init(&b, 0);
+                vbuf_printf(&b, ".%s", nexthop);
+                name = vbuf_steal(&b);
+                vbuf_release(&b);
+            }
+        } else
+            name = xstrndup(tok, len);
+        if (name == NULL)
+            continue;
+        names = xreallocarray(names, n + 2, sizeof(char *));
+        names[n++] = name;
+        names[n] = NULL;
+    }
+    return names;
+}
+
+/* tls_names_free - free a tls_match_names result */
+void tls_names_free(char **names)
+{
+    for (char **p = names; p && *p; p++)
+        xfree(*p);
+    xfree(names);
+}
+
+/* tls_servername - see tls.h */
+const char *tls_servername(const char *spec, const char *hostname, const char *nexthop)
+{
+    if (empty(spec))
+        return NULL;
+    if (strcasecmp(spec, "hostname") == 0)
+        return empty(hostname) ? NULL : hostname;
+    if (strcasecmp(spec, "nexthop") == 0)
+        return empty(nexthop) ? NULL : nexthop;
+    return spec;
 }

@@ -203,7 +203,7 @@ void master_reap(void)
         bad = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
         if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
             msg_warn("process %s pid %ld exit status %d", path, (long) pid, WEXITSTATUS(status));
-        else if (WIFSIGNALED(status) && !(proc->signalled && WTERMSIG(status) == SIGKILL))
+        else if (WIFSIGNALED(status) && !(proc->signalled && (WTERMSIG(status) == SIGKILL || WTERMSIG(status) == SIGTERM)))
             msg_warn("process %s pid %ld killed by signal %d", path, (long) pid, WTERMSIG(status));
         /*
          * A child that fails before serving anybody says the command is

@@ -7,6 +7,7 @@
 #   server-chain.pem         server key + cert + CA cert (for *_chain_files)
 #   other-server.pem/.key    server cert for localhost signed by other-ca
 #   client.pem client.key    client cert (CN client.test)
+#   capath/                  the test CA as a hashed directory (for *_CApath)
 set -eu
 dir=${1:?usage: make-certs.sh DIR}
 mkdir -p "$dir"
@@ -45,6 +46,10 @@ leaf server localhost ca "$server_ext"
 leaf other-server localhost other-ca "$server_ext"
 leaf client client.test ca "$client_ext"
 cat server.key server.pem ca.pem > server-chain.pem
+mkdir -p capath
+cp ca.pem capath/ca.pem
+openssl rehash capath 2>/dev/null
 chmod 600 ./*.key server-chain.pem
-chmod 644 ./*.pem
+chmod 644 ./*.pem capath/*
+chmod 755 capath
 chmod 600 server-chain.pem

@@ -7,11 +7,15 @@
  *   multi    multi_server: same protocol, many clients per process
  *   trigger  trigger_server: logs "testd: SERVICE request=NAME"
  *   fail     exits with an error before serving anybody (crash loop)
+ *   root     like echo, but keeps root when master.cf says unpriv=n
+ *   echo also understands "kick PATH" (mail_trigger(PATH, "kicked")),
+ *   "env NAME" (the variable's value or "-") and "cwd" (the directory)
  *
  * Trusts nothing from clients: lines are bounded.
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -50,6 +54,29 @@ static void echo_service(stream *client, const char *service, char **argv)
             break;
         if (strcmp(vbuf_str(&line), "sleep") == 0) {
             sleep(2);
+            continue;
+        }
+        if (strncmp(vbuf_str(&line), "kick ", 5) == 0) {
+            int ok = mail_trigger(vbuf_str(&line) + 5, "kicked") == 0;
+
+            if (stream_printf(client, "%s\r\n", ok ? "ok" : "failed") < 0 || stream_flush(client) < 0)
+                break;
+            continue;
+        }
+        if (strncmp(vbuf_str(&line), "env ", 4) == 0) {
+            const char *v = getenv(vbuf_str(&line) + 4);
+
+            if (stream_printf(client, "%s\r\n", v ? v : "-") < 0 || stream_flush(client) < 0)
+                break;
+            continue;
+        }
+        if (strcmp(vbuf_str(&line), "cwd") == 0) {
+            char cwd[4096];
+
+            if (getcwd(cwd, sizeof(cwd)) == NULL)
+                snprintf(cwd, sizeof(cwd), "?");
+            if (stream_printf(client, "%s\r\n", cwd) < 0 || stream_flush(client) < 0)
+                break;
             continue;
         }
         if (stream_printf(client, "%s\r\n", vbuf_str(&line)) < 0 || stream_flush(client) < 0)

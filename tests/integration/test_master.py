@@ -473,3 +473,144 @@ def test_root_start_as_unprivileged_user_via_runuser(kite):
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert kite.instance_pids() == []
+
+
+# ---- the skeleton's features seen from outside ----------------------------
+
+def test_mail_trigger_reaches_a_trigger_service_from_the_queue_directory(kite):
+    kite.master_cf(cf_testd(kite) + "tock unix n - n - 1 testd trigger\n")
+    kite.start()
+    _, _, s = hello(kite)
+    assert echo(s, "cwd") == str(kite.queue_dir)     # the skeleton chdirs to the queue
+    assert echo(s, "kick public/tock") == "ok"
+    assert echo(s, "kick private/nothing-here") == "failed"
+    s.close()
+    kite.wait_log(r"testd: tock request=kicked")
+
+
+def test_children_get_a_clean_environment(kite):
+    kite.master_cf(cf_testd(kite))
+    kite.set(import_environment="TZ LANG=C KITE_TEST_SET=yes")
+    env = kite.env()
+    env["KITE_TEST_LEAK"] = "secret"
+    env["TZ"] = "UTC"
+    p = subprocess.run([str(BIN / "kite"), "-c", str(kite.confdir), "start"], env=env, capture_output=True,
+                       text=True, timeout=60, **kite._user_kwargs())
+    assert p.returncode == 0, p.stderr
+    _, _, s = hello(kite)
+    assert echo(s, "env KITE_TEST_LEAK") == "-"
+    assert echo(s, "env TZ") == "UTC"
+    assert echo(s, "env KITE_TEST_SET") == "yes"
+    assert echo(s, "env KITE_CONFIG_DIR") == str(kite.confdir)
+    s.close()
+
+
+def test_inet_service_listens_on_every_inet_interface(kite):
+    kite.set(inet_interfaces="127.0.0.1, 127.0.0.2")
+    kite.master_cf(f"{kite.port} inet n - n - - testd echo\n")
+    kite.start()
+    for addr in ("127.0.0.1", "127.0.0.2"):
+        s = socket.create_connection((addr, kite.port), timeout=10)
+        assert s.recv(100).startswith(b"hello pid=")
+        s.close()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.3", kite.port), timeout=2)
+
+
+def test_reload_with_changed_inet_interfaces_moves_the_listener(kite):
+    kite.set(inet_interfaces="127.0.0.1")
+    kite.master_cf(f"{kite.port} inet n - n - - testd echo\n")
+    kite.start()
+    socket.create_connection(("127.0.0.1", kite.port), timeout=5).close()
+    kite.set(inet_interfaces="127.0.0.2")
+    kite.reload()
+    s = socket.create_connection(("127.0.0.2", kite.port), timeout=5)
+    assert s.recv(100).startswith(b"hello")
+    s.close()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", kite.port), timeout=2)
+
+
+def run_standalone(kite, mode, data):
+    return subprocess.run([str(kite.daemon_dir / "testd"), "-c", str(kite.confdir), "-S", "-n", "solo", mode],
+                          input=data, capture_output=True, timeout=30, env=kite.env(), **kite._user_kwargs())
+
+
+def test_standalone_single_server_on_stdin_stdout(kite):
+    kite.kite("check")                      # the skeleton needs the queue directory
+    p = run_standalone(kite, "echo", b"one\r\ntwo\r\nquit\r\n")
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.decode().split("\r\n")
+    assert lines[0].startswith("hello pid=") and "service=solo" in lines[0]
+    assert lines[1:3] == ["one", "two"]
+
+
+def test_standalone_multi_server_on_pipes(kite):
+    kite.kite("check")
+    p = run_standalone(kite, "multi", b"abc\r\n")
+    assert p.returncode == 0, p.stderr
+    out = p.stdout.decode()
+    assert out.startswith("hello pid=") and out.endswith("abc\r\n")
+
+
+def test_standalone_trigger_server_reads_one_frame(kite):
+    kite.kite("check")
+    frame = b"\0\0\0\x17" + b"s\0\x07request" + b"\0\0\0\x09from-test"
+    p = run_standalone(kite, "trigger", frame)
+    assert p.returncode == 0, p.stderr
+    kite.wait_log(r"testd: solo request=from-test")
+    # A malformed frame is refused with a warning, nothing served.
+    p = run_standalone(kite, "trigger", b"\0\0\0\x05xxxxx")
+    assert p.returncode == 0
+    kite.wait_log(r"warning: solo: bad trigger request")
+
+
+def test_daemon_refuses_to_run_without_master(kite):
+    kite.kite("check")
+    p = subprocess.run([str(kite.daemon_dir / "testd"), "-c", str(kite.confdir), "echo"], capture_output=True,
+                       timeout=30, env=kite.env(), **kite._user_kwargs())
+    assert p.returncode != 0
+    kite.wait_log(r"fatal: not started by master")
+
+
+def test_ipv6_literal_inet_service(kite):
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    kite.set(inet_protocols="all")
+    kite.master_cf(f"[::1]:{kite.port} inet n - n - - testd echo\n")
+    kite.start()
+    s = socket.create_connection(("::1", kite.port), timeout=10)
+    assert s.recv(100).startswith(b"hello pid=")
+    s.close()
+
+
+def test_root_real_smtpd_chrooted_as_mail_owner_and_local_stays_root(kite):
+    """With the real daemons (once built): smtpd as mail_owner in the chroot, local as root."""
+    from conftest import LIBEXEC
+    if not (LIBEXEC / "smtpd").exists() or not (LIBEXEC / "local").exists():
+        pytest.skip("smtpd and local are not built yet")
+    kite.as_root_with_mail_owner()
+    import pwd
+    owner = pwd.getpwnam("kite")
+    text = kite.default_master_cf().replace(f"127.0.0.1:{kite.port} inet n - n", f"127.0.0.1:{kite.port} inet n - y")
+    kite.master_cf(text)
+    kite.start()
+    s = kite.connect()
+    assert s.recv(512).startswith(b"220")
+    smtpd = wait_until(lambda: kite.children(f"127.0.0.1:{kite.port}"), what="smtpd child")
+    for pid, info in smtpd:
+        assert info["uids"] == [owner.pw_uid] * 4
+        assert info["root"] == str(kite.queue_dir)
+    # Wake local up by connecting to its socket, then look at it.
+    u = socket.socket(socket.AF_UNIX)
+    u.connect(str(kite.queue_dir / "private" / "local"))
+    local = wait_until(lambda: kite.children("local"), what="local child")
+    for pid, info in local:
+        assert info["uid"] == 0
+        assert info["root"] == "/"
+    assert proc_info(kite.master_pid())["uid"] == 0
+    u.close()
+    s.close()

@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "attr.h"
@@ -136,8 +137,8 @@ static void test_attr_repeated_names_keep_order(void **state)
     const void *val;
     size_t n = 0;
     const char *sender = NULL;
-    attr_spec specs[] = {ATTR_SPEC_STR("sender", ATTR_REQUIRED, &sender),
-                         ATTR_SPEC_STR("rcpt", ATTR_REPEAT, NULL), ATTR_SPEC_END};
+    attr_spec specs[] = {ATTR_SPEC_STR("sender", ATTR_REQUIRED, &sender), ATTR_SPEC_STR("rcpt", ATTR_REPEAT, NULL),
+                         ATTR_SPEC_END};
 
     (void) state;
     vbuf_init(&enc, 0);
@@ -216,8 +217,7 @@ static void test_attr_scan_is_strict(void **state)
         const char *name = NULL;
         long long count = 0;
         attr_data blob = {"preset", 6};
-        attr_spec specs[] = {ATTR_SPEC_STR("name", ATTR_REQUIRED, &name),
-                             ATTR_SPEC_INT("count", ATTR_REQUIRED, &count),
+        attr_spec specs[] = {ATTR_SPEC_STR("name", ATTR_REQUIRED, &name), ATTR_SPEC_INT("count", ATTR_REQUIRED, &count),
                              ATTR_SPEC_DATA("blob", ATTR_OPTIONAL, &blob), ATTR_SPEC_END};
 
         vbuf_init(&enc, 0);
@@ -231,8 +231,7 @@ static void test_attr_scan_is_strict(void **state)
         if (cases[i].warn_word) {
             assert_int_equal(warn_count, 1);
             if (strstr(last_warn, cases[i].warn_word) == NULL)
-                fail_msg("case '%s': warning '%s' lacks '%s'", cases[i].label, last_warn,
-                         cases[i].warn_word);
+                fail_msg("case '%s': warning '%s' lacks '%s'", cases[i].label, last_warn, cases[i].warn_word);
         } else {
             assert_int_equal(warn_count, 0);
             assert_string_equal(name, "n");
@@ -241,7 +240,7 @@ static void test_attr_scan_is_strict(void **state)
         if (cases[i].build == build_ok)
             assert_memory_equal(blob.data, "xy", 2);
         if (cases[i].build == build_optional_absent)
-            assert_int_equal(blob.len, 6);     /* untouched */
+            assert_int_equal(blob.len, 6); /* untouched */
         vbuf_release(&enc);
         attr_free(l);
         attr_free(d);
@@ -295,7 +294,7 @@ static void test_attr_decode_rejects_hostile_frames(void **state)
             size_t nlen;
             const void *val;
             uint32_t vlen;
-            int bare;                   /* emit only type+name+vlen with no value */
+            int bare; /* emit only type+name+vlen with no value */
         } rows[] = {
             {"empty name", 's', "", 0, "x", 1, 0},
             {"upper-case name", 's', "Sender", 6, "x", 1, 0},
@@ -316,9 +315,8 @@ static void test_attr_decode_rejects_hostile_frames(void **state)
         memset(longname, 'a', sizeof(longname));
         for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
             vbuf_reset(&b);
-            vbuf_append(&b, good.data, good.len);      /* a good prefix */
-            raw_attr(&b, rows[i].type, rows[i].name, rows[i].nlen, rows[i].bare ? NULL : rows[i].val,
-                     rows[i].vlen);
+            vbuf_append(&b, good.data, good.len); /* a good prefix */
+            raw_attr(&b, rows[i].type, rows[i].name, rows[i].nlen, rows[i].bare ? NULL : rows[i].val, rows[i].vlen);
             if (rows[i].bare)
                 vbuf_puts(&b, "short");
             warn_count = 0;
@@ -330,7 +328,10 @@ static void test_attr_decode_rejects_hostile_frames(void **state)
     }
     /* a name length beyond the frame */
     vbuf_reset(&b);
-    vbuf_append(&b, "s\xff\xff" "abc", 6);
+    vbuf_append(&b,
+                "s\xff\xff"
+                "abc",
+                6);
     assert_int_equal(attr_decode(l, b.data, b.len), ATTR_BAD);
     /* pseudo-random garbage never crashes and leaves the list empty or valid */
     {
@@ -411,7 +412,11 @@ static void test_attr_stream_round_trip_and_greeting(void **state)
         stream *c, *d;
 
         stream_pair(&c, &d);
-        assert_int_equal(stream_write(c, "\0\0\0\x10" "s\0\1a", 8), 0);
+        assert_int_equal(stream_write(c,
+                                      "\0\0\0\x10"
+                                      "s\0\1a",
+                                      8),
+                         0);
         assert_int_equal(stream_flush(c), 0);
         stream_close(c);
         assert_int_equal(attr_read(d, in, 0), ATTR_BAD);
@@ -450,8 +455,7 @@ static void test_attr_fds_travel_over_socketpair(void **state)
     int fd_a, fd_b, fdnum = -1;
     char buf[8];
     const char *note = NULL;
-    attr_spec specs[] = {ATTR_SPEC_STR("note", ATTR_REQUIRED, &note),
-                         ATTR_SPEC_FD("first", ATTR_REQUIRED, &fdnum),
+    attr_spec specs[] = {ATTR_SPEC_STR("note", ATTR_REQUIRED, &note), ATTR_SPEC_FD("first", ATTR_REQUIRED, &fdnum),
                          ATTR_SPEC_FD("second", ATTR_REQUIRED, NULL), ATTR_SPEC_END};
 
     (void) state;
@@ -468,7 +472,7 @@ static void test_attr_fds_travel_over_socketpair(void **state)
     assert_true(fdnum >= 0);
     fd_a = attr_take_fd(in, "first");
     assert_int_equal(fd_a, fdnum);
-    assert_int_equal(attr_take_fd(in, "first"), -1);   /* only once */
+    assert_int_equal(attr_take_fd(in, "first"), -1); /* only once */
     assert_true(fcntl(fd_a, F_GETFD) & FD_CLOEXEC);
     /* the received descriptor is the pipe's write end */
     assert_int_equal(write(fd_a, "hi", 2), 2);
@@ -633,6 +637,79 @@ static void test_attr_recvmsg_times_out_and_sees_eof(void **state)
     attr_free(in);
 }
 
+/* A frame far larger than the socket buffer, with a descriptor, between processes. */
+static void test_attr_large_frame_with_fd_between_processes(void **state)
+{
+    int sv[2], p[2], status;
+    size_t big = 3 * 1024 * 1024;
+    char *data = malloc(big);
+    pid_t pid;
+
+    (void) state;
+    assert_non_null(data);
+    for (size_t i = 0; i < big; i++)
+        data[i] = (char) (i * 7);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    assert_int_equal(pipe(p), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        attr_list *in = attr_new();
+        const void *got;
+        size_t len = 0;
+        int fd, ok;
+
+        close(sv[0]);
+        ok = attr_recvmsg(sv[1], in, 4 * 1024 * 1024, 10) == 0 && (got = attr_get_data(in, "body", &len)) != NULL &&
+             len == big && memcmp(got, data, big) == 0 && (fd = attr_take_fd(in, "pipe")) >= 0 &&
+             write(fd, "k", 1) == 1;
+        attr_free(in);
+        _exit(ok ? 0 : 1);
+    }
+    close(sv[1]);
+    {
+        attr_list *out = attr_new();
+        char c;
+
+        attr_put_data(out, "body", data, big);
+        attr_put_fd(out, "pipe", p[1]);
+        assert_int_equal(attr_sendmsg(sv[0], out, 10), 0);
+        close(p[1]);
+        assert_int_equal(read(p[0], &c, 1), 1); /* the child wrote through the passed fd */
+        assert_int_equal(c, 'k');
+        attr_free(out);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(p[0]);
+    close(sv[0]);
+    /* a limit smaller than the frame: refused from the header alone */
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        attr_list *out = attr_new();
+
+        close(sv[1]);
+        attr_put_data(out, "body", data, big);
+        (void) attr_sendmsg(sv[0], out, 10); /* the reader gives up: EPIPE */
+        _exit(0);
+    }
+    close(sv[0]);
+    {
+        attr_list *in = attr_new();
+
+        warn_count = 0;
+        assert_int_equal(attr_recvmsg(sv[1], in, 1024 * 1024, 10), ATTR_BAD);
+        assert_non_null(strstr(last_warn, "exceeds the limit"));
+        assert_int_equal(attr_count(in), 0);
+        attr_free(in);
+    }
+    close(sv[1]);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    free(data);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -646,6 +723,7 @@ int main(void)
         cmocka_unit_test_setup(test_attr_recvmsg_closes_fds_of_rejected_frame, setup),
         cmocka_unit_test_setup(test_attr_recvmsg_rejects_too_many_fds, setup),
         cmocka_unit_test_setup(test_attr_recvmsg_times_out_and_sees_eof, setup),
+        cmocka_unit_test_setup(test_attr_large_frame_with_fd_between_processes, setup),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

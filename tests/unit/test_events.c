@@ -71,7 +71,7 @@ static void test_events_read_callback_gets_data(void **state)
     pair(sv);
     event_enable_read(sv[1], on_read, &r);
     event_loop(0);
-    assert_int_equal(r.calls, 0);               /* nothing to read yet */
+    assert_int_equal(r.calls, 0); /* nothing to read yet */
     assert_int_equal(write(sv[0], "hello", 5), 5);
     event_loop(1000);
     assert_int_equal(r.calls, 1);
@@ -110,7 +110,7 @@ static void test_events_write_interest_and_disable(void **state)
     event_enable_read(sv[1], on_read, &r);
     for (int i = 0; i < 5; i++)
         event_loop(100);
-    assert_int_equal(write_calls, 1);           /* disabled after the first */
+    assert_int_equal(write_calls, 1); /* disabled after the first */
     assert_int_equal(r.len, 1);
     /* read and write interest on the same descriptor coexist */
     event_enable_read(sv[0], on_read, &r);
@@ -147,7 +147,7 @@ static void on_killer(int fd, int events, void *ctx)
         close(victim_fd);
         victim_fd = -1;
     }
-    event_remove(fd);                           /* and itself */
+    event_remove(fd); /* and itself */
 }
 
 static void test_events_removal_during_dispatch(void **state)
@@ -211,10 +211,10 @@ static void on_reuse_trigger(int fd, int events, void *ctx)
     event_remove(fd);
     event_remove(*victim);
     close(*victim);
-    pair(sv);                                   /* likely gets the same number */
+    pair(sv); /* likely gets the same number */
     reuse_keep[0] = sv[0];
     reuse_keep[1] = sv[1];
-    event_enable_read(sv[0], on_reuse_new, NULL);       /* not readable */
+    event_enable_read(sv[0], on_reuse_new, NULL); /* not readable */
 }
 
 static void test_events_fd_reused_in_same_round_gets_no_stale_event(void **state)
@@ -244,6 +244,89 @@ static void test_events_fd_reused_in_same_round_gets_no_stale_event(void **state
     close(b[0]);
 }
 
+static int werr_events, werr_calls;
+
+static void on_write_err(int fd, int events, void *ctx)
+{
+    (void) ctx;
+    werr_calls++;
+    werr_events = events;
+    event_remove(fd);
+}
+
+/* A peer that goes away shows up as WRITE|ERROR for a writer-only descriptor. */
+static void test_events_write_interest_sees_peer_hangup(void **state)
+{
+    int sv[2];
+    char fill[65536];
+
+    (void) state;
+    pair(sv);
+    memset(fill, 'x', sizeof(fill));
+    while (write(sv[0], fill, sizeof(fill)) > 0) /* fill the buffer: not writable */
+        ;
+    werr_calls = 0;
+    event_enable_write(sv[0], on_write_err, NULL);
+    event_loop(50);
+    assert_int_equal(werr_calls, 0);
+    close(sv[1]);
+    event_loop(1000);
+    assert_int_equal(werr_calls, 1);
+    assert_true(werr_events & EVENT_WRITE);
+    assert_true(werr_events & EVENT_ERROR);
+    event_loop(50);
+    assert_int_equal(werr_calls, 1); /* removed in its callback */
+    close(sv[0]);
+}
+
+static int after_reset_calls;
+
+static void on_reset(int fd, int events, void *ctx)
+{
+    (void) fd;
+    (void) events;
+    (void) ctx;
+    event_reset(); /* as a child does after fork */
+}
+
+static void on_after_reset(int fd, int events, void *ctx)
+{
+    (void) fd;
+    (void) events;
+    (void) ctx;
+    after_reset_calls++;
+}
+
+static void on_after_reset_timer(void *ctx)
+{
+    (void) ctx;
+    after_reset_calls++;
+}
+
+/* event_reset from inside a callback ends the round: nothing stale runs. */
+static void test_events_reset_inside_callback_stops_dispatch(void **state)
+{
+    int a[2], b[2];
+
+    (void) state;
+    pair(a);
+    pair(b);
+    after_reset_calls = 0;
+    assert_int_equal(write(a[0], "r", 1), 1);
+    assert_int_equal(write(b[0], "x", 1), 1);
+    event_enable_read(a[1], on_reset, NULL);
+    event_enable_read(b[1], on_after_reset, NULL);
+    event_timer_set(on_after_reset_timer, NULL, 0);
+    event_loop(100);
+    assert_int_equal(after_reset_calls, 0);
+    event_loop(20);
+    assert_int_equal(after_reset_calls, 0);
+    close(a[0]);
+    close(a[1]);
+    close(b[0]);
+    close(b[1]);
+}
+
 /* ---- timers ---- */
 
 static char order[32];
@@ -263,7 +346,7 @@ static void test_events_timers_fire_in_order(void **state)
     norder = 0;
     event_timer_set(tick, (void *) &c, 60);
     event_timer_set(tick, (void *) &a, 10);
-    event_timer_set(tick, (void *) &d, 60);    /* same time as c: after it */
+    event_timer_set(tick, (void *) &d, 60); /* same time as c: after it */
     event_timer_set(tick, (void *) &b, 30);
     while (norder < 4 && now_ms() - start < 2000)
         event_loop(-1);
@@ -282,9 +365,9 @@ static void test_events_timer_set_again_moves_and_cancel_removes(void **state)
     event_timer_set(tick, (void *) &a, 10);
     event_timer_set(tick, (void *) &b, 20);
     event_timer_set(tick, (void *) &c, 30);
-    event_timer_set(tick, (void *) &a, 50);    /* moved: runs last, once */
+    event_timer_set(tick, (void *) &a, 50); /* moved: runs last, once */
     event_timer_cancel(tick, (void *) &b);
-    event_timer_cancel(tick, (void *) &b);     /* harmless twice */
+    event_timer_cancel(tick, (void *) &b); /* harmless twice */
     while (now_ms() - start < 150)
         event_loop(20);
     assert_int_equal(norder, 2);
@@ -396,7 +479,7 @@ static void test_events_signal_from_child_process(void **state)
     pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        event_reset();                          /* child drops loop state */
+        event_reset(); /* child drops loop state */
         kill(getppid(), SIGUSR1);
         _exit(0);
     }
@@ -442,6 +525,8 @@ int main(void)
         cmocka_unit_test_teardown(test_events_write_interest_and_disable, teardown),
         cmocka_unit_test_teardown(test_events_removal_during_dispatch, teardown),
         cmocka_unit_test_teardown(test_events_fd_reused_in_same_round_gets_no_stale_event, teardown),
+        cmocka_unit_test_teardown(test_events_write_interest_sees_peer_hangup, teardown),
+        cmocka_unit_test_teardown(test_events_reset_inside_callback_stops_dispatch, teardown),
         cmocka_unit_test_teardown(test_events_timers_fire_in_order, teardown),
         cmocka_unit_test_teardown(test_events_timer_set_again_moves_and_cancel_removes, teardown),
         cmocka_unit_test_teardown(test_events_timer_rearming_itself_runs_once_per_round, teardown),

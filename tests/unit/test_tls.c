@@ -23,6 +23,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
@@ -100,13 +104,30 @@ static int group_setup(void **state)
 /* group_teardown - remove the PKI */
 static int group_teardown(void **state)
 {
-    static const char *const files[] = {"ca.pem", "ca.key", "ca.srl", "other-ca.pem",
-        "other-ca.key", "other-ca.srl", "server.pem", "server.key", "server-chain.pem",
-        "other-server.pem", "other-server.key", "client.pem", "client.key", NULL};
+    static const char *const files[] = {
+        "ca.pem",     "ca.key",     "ca.srl",           "other-ca.pem",     "other-ca.key",     "other-ca.srl",
+        "server.pem", "server.key", "server-chain.pem", "other-server.pem", "other-server.key", "client.pem",
+        "client.key", NULL};
 
     (void) state;
     for (int i = 0; files[i]; i++)
         (void) unlink(path(files[i]));
+    {
+        char cmd[600];
+        pid_t pid;
+
+        /* capath/ holds hash-named links: remove the directory with rm */
+        snprintf(cmd, sizeof(cmd), "%s/capath", certdir);
+        if ((pid = fork()) == 0) {
+            char *argv[] = {"/bin/rm", "-rf", cmd, NULL};
+            char *envp[] = {NULL};
+
+            execve("/bin/rm", argv, envp);
+            _exit(127);
+        }
+        if (pid > 0)
+            (void) waitpid(pid, NULL, 0);
+    }
     (void) rmdir(certdir);
     return 0;
 }
@@ -285,7 +306,8 @@ static void test_tls_handshake_verified_with_data_both_ways(void **state)
     tls_server_config sc = server_cfg();
     tls_client_config cc = client_cfg();
     tls_ctx *sctx = tls_server_init_config(&sc), *cctx = tls_client_init_config(&cc);
-    tls_client_opts o = {TLS_LEV_VERIFY, "localhost", localhost, NULL, "localhost[127.0.0.1]:25"};
+    tls_client_opts o = {
+        .level = TLS_LEV_VERIFY, .servername = "localhost", .match = localhost, .peer = "localhost[127.0.0.1]:25"};
     struct conn c;
     const tls_info *si, *ci;
     vbuf rcv;
@@ -350,7 +372,7 @@ static void test_tls_handshake_verified_with_data_both_ways(void **state)
     vbuf_release(&rcv);
     /* close_notify reaches the peer as a clean end of stream */
     tls_shutdown(c.srv);
-    c.ss = NULL;                                /* freed with the shutdown */
+    c.ss = NULL; /* freed with the shutdown */
     assert_null(tls_get_info(c.srv));
     {
         vbuf line;
@@ -374,11 +396,11 @@ static void test_tls_verification_per_level(void **state)
     static const struct {
         const char *label;
         int level;
-        const char *server_cert;        /* base name */
+        const char *server_cert; /* base name */
         const char *const *match;
         int expect_ok;
-        int trust;                      /* when ok */
-        const char *warn;               /* when not ok */
+        int trust;        /* when ok */
+        const char *warn; /* when not ok */
     } rows[] = {
         {"verify, right name", TLS_LEV_VERIFY, "server", localhost, 1, TLS_TRUST_VERIFIED, NULL},
         {"secure, second name matches", TLS_LEV_SECURE, "server", dotted, 1, TLS_TRUST_VERIFIED, NULL},
@@ -399,7 +421,10 @@ static void test_tls_verification_per_level(void **state)
         tls_server_config sc = server_cfg();
         char cert[64], key[64];
         tls_ctx *sctx;
-        tls_client_opts o = {rows[i].level, "localhost", rows[i].match, NULL, "localhost[127.0.0.1]:25"};
+        tls_client_opts o = {.level = rows[i].level,
+                             .servername = "localhost",
+                             .match = rows[i].match,
+                             .peer = "localhost[127.0.0.1]:25"};
         struct conn c;
 
         snprintf(cert, sizeof(cert), "%s.pem", rows[i].server_cert);
@@ -495,6 +520,7 @@ static void test_tls_protocol_floor_refuses_old_clients(void **state)
     assert_false(raw_handshake(cl, &c));
     assert_int_equal(c.rs, TLS_HS_ERROR);
     assert_non_null(strstr(warnings, "SSL_accept error from old[127.0.0.1]"));
+    assert_non_null(strstr(warnings, "unsupported protocol")); /* the floor, not the ciphers */
     SSL_free(cl);
     SSL_CTX_free(rctx);
     conn_close(&c);
@@ -530,13 +556,13 @@ static void test_tls_client_mandatory_protocols_apply_from_encrypt(void **state)
     tls_client_config cc = client_cfg();
     tls_ctx *sctx, *cctx;
     struct conn c;
-    tls_client_opts may = {TLS_LEV_MAY, "localhost", NULL, NULL, "peer"};
-    tls_client_opts enc = {TLS_LEV_ENCRYPT, "localhost", NULL, NULL, "peer"};
+    tls_client_opts may = {.level = TLS_LEV_MAY, .servername = "localhost", .peer = "peer"};
+    tls_client_opts enc = {.level = TLS_LEV_ENCRYPT, .servername = "localhost", .peer = "peer"};
 
     (void) state;
-    sc.protocols = "TLSv1.2";                  /* server speaks only 1.2 */
+    sc.protocols = "TLSv1.2"; /* server speaks only 1.2 */
     cc.protocols = "TLSv1.2, TLSv1.3";
-    cc.mandatory_protocols = ">=TLSv1.3";      /* mandatory TLS wants 1.3 */
+    cc.mandatory_protocols = ">=TLSv1.3"; /* mandatory TLS wants 1.3 */
     sctx = tls_server_init_config(&sc);
     cctx = tls_client_init_config(&cc);
     assert_non_null(sctx);
@@ -560,7 +586,11 @@ static void resume_twice(const char *server_protocols, int *srv_reused, int *cli
     tls_server_config sc = server_cfg();
     tls_client_config cc = client_cfg();
     tls_ctx *sctx, *cctx;
-    tls_client_opts o = {TLS_LEV_VERIFY, "localhost", localhost, "[localhost]:25", "localhost[127.0.0.1]:25"};
+    tls_client_opts o = {.level = TLS_LEV_VERIFY,
+                         .servername = "localhost",
+                         .match = localhost,
+                         .cache_key = "[localhost]:25",
+                         .peer = "localhost[127.0.0.1]:25"};
 
     sc.protocols = server_protocols;
     sctx = tls_server_init_config(&sc);
@@ -574,7 +604,7 @@ static void resume_twice(const char *server_protocols, int *srv_reused, int *cli
         handshake(&c, sctx, cctx, &o);
         assert_int_equal(c.rs, TLS_HS_DONE);
         assert_int_equal(c.rc, TLS_HS_DONE);
-        exchange(&c);                           /* the client reads the ticket */
+        exchange(&c); /* the client reads the ticket */
         srv_reused[round] = tls_get_info(c.srv)->reused;
         cli_reused[round] = tls_get_info(c.cli)->reused;
         if (round == 1)
@@ -590,12 +620,12 @@ static void test_tls_session_resumed_on_second_connection(void **state)
     int s[2], c[2];
 
     (void) state;
-    resume_twice(">=TLSv1.3", s, c);            /* TLS 1.3 tickets */
+    resume_twice(">=TLSv1.3", s, c); /* TLS 1.3 tickets */
     assert_int_equal(s[0], 0);
     assert_int_equal(c[0], 0);
     assert_int_equal(s[1], 1);
     assert_int_equal(c[1], 1);
-    resume_twice("TLSv1.2", s, c);              /* TLS 1.2 tickets */
+    resume_twice("TLSv1.2", s, c); /* TLS 1.2 tickets */
     assert_int_equal(s[1], 1);
     assert_int_equal(c[1], 1);
 }
@@ -605,7 +635,7 @@ static void test_tls_no_resumption_without_cache_key_or_timeout(void **state)
     tls_server_config sc = server_cfg();
     tls_client_config cc = client_cfg();
     tls_ctx *sctx, *cctx;
-    tls_client_opts o = {TLS_LEV_MAY, "localhost", NULL, NULL, "peer"};
+    tls_client_opts o = {.level = TLS_LEV_MAY, .servername = "localhost", .peer = "peer"};
 
     (void) state;
     sctx = tls_server_init_config(&sc);
@@ -642,7 +672,7 @@ static void test_tls_client_certificate_seen_with_ask_ccert(void **state)
     tls_server_config sc = server_cfg();
     tls_client_config cc = client_cfg();
     tls_ctx *sctx, *cctx;
-    tls_client_opts o = {TLS_LEV_ENCRYPT, "localhost", NULL, NULL, "peer"};
+    tls_client_opts o = {.level = TLS_LEV_ENCRYPT, .servername = "localhost", .peer = "peer"};
     struct conn c;
 
     (void) state;
@@ -677,7 +707,7 @@ static void test_tls_plaintext_pipelined_after_starttls_is_discarded(void **stat
     tls_server_config sc = server_cfg();
     tls_client_config cc = client_cfg();
     tls_ctx *sctx = tls_server_init_config(&sc), *cctx = tls_client_init_config(&cc);
-    tls_client_opts o = {TLS_LEV_ENCRYPT, "localhost", NULL, NULL, "peer"};
+    tls_client_opts o = {.level = TLS_LEV_ENCRYPT, .servername = "localhost", .peer = "peer"};
     struct conn c;
     vbuf line;
     int flags;
@@ -752,7 +782,11 @@ static void test_tls_blocking_start_between_processes(void **state)
     if (pid == 0) {
         tls_client_config cc = client_cfg();
         tls_ctx *cctx = tls_client_init_config(&cc);
-        tls_client_opts o = {TLS_LEV_SECURE, "localhost", localhost, "[localhost]", "server"};
+        tls_client_opts o = {.level = TLS_LEV_SECURE,
+                             .servername = "localhost",
+                             .match = localhost,
+                             .cache_key = "[localhost]",
+                             .peer = "server"};
         stream *cs;
         int ok;
 
@@ -760,10 +794,9 @@ static void test_tls_blocking_start_between_processes(void **state)
         cs = stream_open(sv[1]);
         stream_set_timeout(cs, 5);
         vbuf_init(&line, 0);
-        ok = cctx != NULL && tls_client_start(cctx, cs, &o, 5) != NULL
-             && tls_get_info(cs)->trust == TLS_TRUST_VERIFIED
-             && stream_getline(cs, &line, 512, &flags) > 0 && strcmp(vbuf_str(&line), "hello") == 0
-             && stream_puts(cs, "bye\r\n") == 0 && stream_flush(cs) == 0;
+        ok = cctx != NULL && tls_client_start(cctx, cs, &o, 5) != NULL &&
+             tls_get_info(cs)->trust == TLS_TRUST_VERIFIED && stream_getline(cs, &line, 512, &flags) > 0 &&
+             strcmp(vbuf_str(&line), "hello") == 0 && stream_puts(cs, "bye\r\n") == 0 && stream_flush(cs) == 0;
         tls_shutdown(cs);
         stream_close(cs);
         tls_ctx_free(cctx);
@@ -781,7 +814,10 @@ static void test_tls_blocking_start_between_processes(void **state)
     assert_string_equal(vbuf_str(&line), "bye");
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    tls_shutdown(s);
+    /* the child said close_notify: a clean end of stream */
+    assert_int_equal(stream_getline(s, &line, 512, &flags), STREAM_EOF);
+    tls_detach(s);
+    assert_null(tls_get_info(s));
     stream_close(s);
     vbuf_release(&line);
     tls_ctx_free(sctx);
@@ -799,7 +835,7 @@ static void test_tls_blocking_start_times_out(void **state)
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     s = stream_open(sv[0]);
     clear_logs();
-    assert_null(tls_server_start(sctx, s, "silent", 1));    /* the peer says nothing */
+    assert_null(tls_server_start(sctx, s, "silent", 1)); /* the peer says nothing */
     assert_non_null(strstr(warnings, "timeout"));
     assert_true(time(NULL) - start <= 3);
     assert_null(tls_get_info(s));
@@ -859,7 +895,7 @@ static void test_tls_init_from_main_cf(void **state)
     char file[300];
     FILE *fp;
     tls_ctx *sctx, *cctx;
-    tls_client_opts o = {TLS_LEV_VERIFY, "localhost", localhost, NULL, "peer"};
+    tls_client_opts o = {.level = TLS_LEV_VERIFY, .servername = "localhost", .match = localhost, .peer = "peer"};
     struct conn c;
 
     (void) state;
@@ -867,10 +903,11 @@ static void test_tls_init_from_main_cf(void **state)
     snprintf(file, sizeof(file), "%s/main.cf", dir);
     fp = fopen(file, "w");
     assert_non_null(fp);
-    fprintf(fp, "smtpd_tls_security_level = encrypt\n"
-                "smtpd_tls_chain_files = %s\n"
-                "smtpd_tls_mandatory_protocols = TLSv1.2\n"
-                "smtp_tls_CAfile = %s\n",
+    fprintf(fp,
+            "smtpd_tls_security_level = encrypt\n"
+            "smtpd_tls_chain_files = %s\n"
+            "smtpd_tls_mandatory_protocols = TLSv1.2\n"
+            "smtp_tls_CAfile = %s\n",
             path("server-chain.pem"), path("ca.pem"));
     fclose(fp);
     assert_int_equal(conf_load(dir), 0);
@@ -893,6 +930,423 @@ static void test_tls_init_from_main_cf(void **state)
     rmdir(dir);
 }
 
+static void test_tls_policy_parse_accepts_postfix_forms_and_rejects_junk(void **state)
+{
+    static const struct {
+        const char *text;
+        int ok, level;
+        const char *match, *protocols, *ciphers, *exclude, *servername;
+    } rows[] = {
+        {"may", 0, TLS_LEV_MAY, NULL, NULL, NULL, NULL, NULL},
+        {"  none  ", 0, TLS_LEV_NONE, NULL, NULL, NULL, NULL, NULL},
+        {"verify match=hostname:nexthop", 0, TLS_LEV_VERIFY, "hostname:nexthop", NULL, NULL, NULL, NULL},
+        {"secure match=.example.org protocols=!SSLv2:!SSLv3:!TLSv1 ciphers=high", 0, TLS_LEV_SECURE, ".example.org",
+         "!SSLv2:!SSLv3:!TLSv1", "high", NULL, NULL},
+        {"encrypt exclude=aNULL:MD5 servername=mx.example.org", 0, TLS_LEV_ENCRYPT, NULL, NULL, NULL, "aNULL:MD5",
+         "mx.example.org"},
+        {"", -1, 0, NULL, NULL, NULL, NULL, NULL},
+        {"   ", -1, 0, NULL, NULL, NULL, NULL, NULL},
+        {"dane", -1, 0, NULL, NULL, NULL, NULL, NULL},
+        {"match=x", -1, 0, NULL, NULL, NULL, NULL, NULL},
+        {"verify bogus=1", -1, 0, NULL, NULL, NULL, NULL, NULL},
+        {"verify match", -1, 0, NULL, NULL, NULL, NULL, NULL},
+        {"verify match=", -1, 0, NULL, NULL, NULL, NULL, NULL},
+        {"verify match=a match=b", -1, 0, NULL, NULL, NULL, NULL, NULL},
+        {"may protocols=TLSv9", -1, 0, NULL, NULL, NULL, NULL, NULL},
+        {"may ciphers=superb", -1, 0, NULL, NULL, NULL, NULL, NULL},
+        {"may =x", -1, 0, NULL, NULL, NULL, NULL, NULL},
+    };
+
+    (void) state;
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        tls_policy p;
+
+        clear_logs();
+        if (tls_policy_parse(rows[i].text, &p) != rows[i].ok)
+            fail_msg("\"%s\": wrong verdict", rows[i].text);
+        if (rows[i].ok < 0) {
+            assert_true(warnings[0] != 0);
+            assert_null(p.match);
+            continue;
+        }
+        assert_int_equal(p.level, rows[i].level);
+#define SAME(a, b) ((a) == NULL ? (b) == NULL : (b) != NULL && strcmp((a), (b)) == 0)
+        if (!SAME(rows[i].match, p.match) || !SAME(rows[i].protocols, p.protocols) ||
+            !SAME(rows[i].ciphers, p.ciphers) || !SAME(rows[i].exclude, p.exclude) ||
+            !SAME(rows[i].servername, p.servername))
+            fail_msg("\"%s\": attributes differ", rows[i].text);
+#undef SAME
+        tls_policy_free(&p);
+    }
+}
+
+static void test_tls_match_names_and_servername_expand(void **state)
+{
+    char **n;
+
+    (void) state;
+    n = tls_match_names("nexthop, dot-nexthop", "mx1.example.org", "example.org");
+    assert_string_equal(n[0], "example.org");
+    assert_string_equal(n[1], ".example.org");
+    assert_null(n[2]);
+    tls_names_free(n);
+    n = tls_match_names("hostname:mail.example.net", "mx1.example.org", "example.org");
+    assert_string_equal(n[0], "mx1.example.org");
+    assert_string_equal(n[1], "mail.example.net");
+    assert_null(n[2]);
+    tls_names_free(n);
+    n = tls_match_names("hostname", NULL, "example.org");
+    assert_null(n[0]);
+    tls_names_free(n);
+    assert_null(tls_servername("", "mx", "nh"));
+    assert_null(tls_servername(NULL, "mx", "nh"));
+    assert_string_equal(tls_servername("hostname", "mx", "nh"), "mx");
+    assert_string_equal(tls_servername("nexthop", "mx", "nh"), "nh");
+    assert_string_equal(tls_servername("mail.example.org", "mx", "nh"), "mail.example.org");
+}
+
+/* A policy's protocols and names take effect on the connection. */
+static void test_tls_policy_overrides_apply_per_connection(void **state)
+{
+    tls_server_config sc = server_cfg();
+    tls_client_config cc = client_cfg();
+    tls_ctx *sctx = tls_server_init_config(&sc), *cctx = tls_client_init_config(&cc);
+    tls_policy p;
+    char **names;
+    struct conn c;
+
+    (void) state;
+    assert_int_equal(tls_policy_parse("secure match=nexthop protocols=TLSv1.2 ciphers=high", &p), 0);
+    names = tls_match_names(p.match, "mx.example.org", "localhost");
+    {
+        tls_client_opts o = {.level = p.level,
+                             .servername = "localhost",
+                             .match = (const char *const *) names,
+                             .peer = "peer",
+                             .protocols = p.protocols,
+                             .ciphers = p.ciphers,
+                             .exclude_ciphers = p.exclude};
+
+        conn_open(&c);
+        handshake(&c, sctx, cctx, &o);
+        assert_int_equal(c.rc, TLS_HS_DONE);
+        assert_string_equal(tls_get_info(c.cli)->protocol, "TLSv1.2");
+        assert_int_equal(tls_get_info(c.cli)->trust, TLS_TRUST_VERIFIED);
+        conn_close(&c);
+    }
+    tls_names_free(names);
+    tls_policy_free(&p);
+    /* the same policy naming the MX host instead fails verification */
+    assert_int_equal(tls_policy_parse("verify match=hostname", &p), 0);
+    names = tls_match_names(p.match, "mx.example.org", "localhost");
+    {
+        tls_client_opts o = {
+            .level = p.level, .servername = "localhost", .match = (const char *const *) names, .peer = "peer"};
+
+        conn_open(&c);
+        handshake(&c, sctx, cctx, &o);
+        assert_int_equal(c.rc, TLS_HS_ERROR);
+        conn_close(&c);
+    }
+    tls_names_free(names);
+    tls_policy_free(&p);
+    tls_ctx_free(sctx);
+    tls_ctx_free(cctx);
+}
+
+/* The server's in-process session cache resumes clients without tickets. */
+static void test_tls_server_session_cache_resumes_without_tickets(void **state)
+{
+    tls_server_config sc = server_cfg();
+    tls_ctx *sctx;
+    SSL_CTX *rctx;
+    SSL_SESSION *saved = NULL;
+
+    (void) state;
+    sc.protocols = "TLSv1.2";
+    sctx = tls_server_init_config(&sc);
+    assert_non_null(sctx);
+    for (int round = 0; round < 2; round++) {
+        struct conn c;
+        SSL *cl;
+        char buf[16];
+
+        conn_open(&c);
+        c.ss = tls_server_begin(sctx, c.srv, "nt[127.0.0.1]");
+        if (round == 0) {
+            cl = raw_client(&rctx, stream_fd(c.cli), TLS1_2_VERSION);
+            SSL_CTX_set_options(rctx, SSL_OP_NO_TICKET);
+            SSL_set_options(cl, SSL_OP_NO_TICKET);
+        } else {
+            cl = SSL_new(rctx);
+            SSL_set_fd(cl, stream_fd(c.cli));
+            SSL_set_connect_state(cl);
+            assert_int_equal(SSL_set_session(cl, saved), 1);
+        }
+        assert_true(raw_handshake(cl, &c));
+        assert_int_equal(tls_get_info(c.srv)->reused, round);
+        assert_int_equal(SSL_session_reused(cl), round);
+        /* a session ID, not a ticket, carried the resumption */
+        assert_int_equal(SSL_SESSION_has_ticket(SSL_get0_session(cl)), 0);
+        assert_int_equal(stream_puts(c.srv, "ok\r\n"), 0);
+        assert_int_equal(stream_flush(c.srv), 0);
+        assert_int_equal(SSL_read(cl, buf, sizeof(buf)), 4);
+        if (round == 0)
+            saved = SSL_get1_session(cl);
+        (void) SSL_shutdown(cl); /* else the session is dropped */
+        SSL_free(cl);
+        conn_close(&c);
+    }
+    SSL_SESSION_free(saved);
+    SSL_CTX_free(rctx);
+    tls_ctx_free(sctx);
+}
+
+/* smtp_tls_CApath: a hashed directory of trust anchors works like CAfile. */
+static void test_tls_client_trusts_capath(void **state)
+{
+    tls_server_config sc = server_cfg();
+    tls_client_config cc = client_cfg();
+    tls_ctx *sctx, *cctx;
+    tls_client_opts o = {.level = TLS_LEV_VERIFY, .servername = "localhost", .match = localhost, .peer = "peer"};
+    struct conn c;
+
+    (void) state;
+    cc.CAfile = NULL;
+    cc.CApath = path("capath");
+    sctx = tls_server_init_config(&sc);
+    cctx = tls_client_init_config(&cc);
+    assert_non_null(cctx);
+    conn_open(&c);
+    handshake(&c, sctx, cctx, &o);
+    assert_int_equal(c.rc, TLS_HS_DONE);
+    assert_int_equal(tls_get_info(c.cli)->trust, TLS_TRUST_VERIFIED);
+    conn_close(&c);
+    tls_ctx_free(cctx);
+    /* without any trust anchors, verify fails */
+    cc.CApath = NULL;
+    cctx = tls_client_init_config(&cc);
+    conn_open(&c);
+    clear_logs();
+    handshake(&c, sctx, cctx, &o);
+    assert_int_equal(c.rc, TLS_HS_ERROR);
+    assert_non_null(strstr(warnings, "verification failed"));
+    conn_close(&c);
+    tls_ctx_free(cctx);
+    tls_ctx_free(sctx);
+}
+
+/* spawn - fork/execve argv with stdin from *in_w and stdout+stderr to *out_r */
+static pid_t spawn(char *const argv[], int *in_w, int *out_r)
+{
+    int in[2], out[2];
+    pid_t pid;
+
+    assert_int_equal(pipe(in), 0);
+    assert_int_equal(pipe(out), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char *envp[] = {"PATH=/usr/bin:/bin", NULL};
+
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        dup2(out[1], 2);
+        close(in[0]);
+        close(in[1]);
+        close(out[0]);
+        close(out[1]);
+        execve(argv[0], argv, envp);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    *in_w = in[1];
+    *out_r = out[0];
+    return pid;
+}
+
+/* slurp - read all of fd into a buffer (bounded) */
+static void slurp(int fd, char *buf, size_t size)
+{
+    size_t len = 0;
+    ssize_t n;
+
+    while (len + 1 < size && (n = read(fd, buf + len, size - len - 1)) > 0)
+        len += (size_t) n;
+    buf[len] = 0;
+}
+
+/* listen_local - a TCP listener on 127.0.0.1 with a free port */
+static int listen_local(int *port)
+{
+    struct sockaddr_in sin;
+    socklen_t slen = sizeof(sin);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    assert_true(fd >= 0);
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *) &sin, sizeof(sin)), 0);
+    assert_int_equal(listen(fd, 5), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *) &sin, &slen), 0);
+    *port = ntohs(sin.sin_port);
+    return fd;
+}
+
+/*
+ * Interoperation with another client: "openssl s_client -starttls smtp"
+ * speaks SMTP up to STARTTLS, then verifies our certificate and name.
+ */
+static void test_tls_server_interoperates_with_openssl_s_client_starttls(void **state)
+{
+    tls_server_config sc = server_cfg();
+    tls_ctx *sctx = tls_server_init_config(&sc);
+    int port, lfd, cfd, in_w, out_r, status, flags;
+    char connect[64], out[16384];
+    char *argv[] = {"/usr/bin/openssl",
+                    "s_client",
+                    "-connect",
+                    connect,
+                    "-starttls",
+                    "smtp",
+                    "-CAfile",
+                    (char *) path("ca.pem"),
+                    "-verify_hostname",
+                    "localhost",
+                    "-verify_return_error",
+                    "-servername",
+                    "localhost",
+                    "-brief",
+                    "-nocommands",
+                    NULL};
+    stream *s;
+    vbuf line;
+    pid_t pid;
+
+    (void) state;
+    if (access(argv[0], X_OK) != 0)
+        skip();
+    lfd = listen_local(&port);
+    snprintf(connect, sizeof(connect), "127.0.0.1:%d", port);
+    pid = spawn(argv, &in_w, &out_r);
+    cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    assert_true(cfd >= 0);
+    s = stream_open(cfd);
+    stream_set_timeout(s, 10);
+    vbuf_init(&line, 0);
+    assert_int_equal(stream_puts(s, "220 localhost ESMTP\r\n"), 0);
+    assert_int_equal(stream_flush(s), 0);
+    assert_true(stream_getline(s, &line, 512, &flags) > 0);
+    assert_true(strncasecmp(vbuf_str(&line), "EHLO ", 5) == 0);
+    assert_int_equal(stream_puts(s, "250-localhost\r\n250 STARTTLS\r\n"), 0);
+    assert_int_equal(stream_flush(s), 0);
+    assert_true(stream_getline(s, &line, 512, &flags) > 0);
+    assert_string_equal(vbuf_str(&line), "STARTTLS");
+    assert_int_equal(stream_puts(s, "220 2.0.0 Ready to start TLS\r\n"), 0);
+    assert_non_null(tls_server_start(sctx, s, "s_client[127.0.0.1]", 10));
+    /* over TLS: a line from us to its stdout, and one from its stdin to us */
+    assert_int_equal(stream_puts(s, "250 hello over TLS\r\n"), 0);
+    assert_int_equal(stream_flush(s), 0);
+    assert_int_equal(write(in_w, "NOOP\r\n", 6), 6);
+    assert_true(stream_getline(s, &line, 512, &flags) > 0);
+    assert_string_equal(vbuf_str(&line), "NOOP");
+    assert_int_equal(tls_get_info(s)->trust, TLS_TRUST_ANONYMOUS);
+    tls_shutdown(s);
+    stream_close(s);
+    close(in_w);
+    slurp(out_r, out, sizeof(out));
+    close(out_r);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (strstr(out, "Verification: OK") == NULL || strstr(out, "250 hello over TLS") == NULL)
+        fail_msg("s_client output: %s", out);
+    assert_non_null(strstr(out, "TLSv1.3"));
+    vbuf_release(&line);
+    close(lfd);
+    tls_ctx_free(sctx);
+}
+
+/* And our client against "openssl s_server": SNI sent, name verified. */
+static void test_tls_client_interoperates_with_openssl_s_server(void **state)
+{
+    tls_client_config cc = client_cfg();
+    tls_ctx *cctx = tls_client_init_config(&cc);
+    tls_client_opts o = {.level = TLS_LEV_VERIFY, .servername = "localhost", .match = localhost, .peer = "s_server"};
+    char port_s[16], out[16384];
+    int in_w, out_r, status, fd = -1, port = 0;
+    char *argv[] = {"/usr/bin/openssl",
+                    "s_server",
+                    "-accept",
+                    port_s,
+                    "-cert",
+                    (char *) path("other-server.pem"),
+                    "-key",
+                    (char *) path("other-server.key"),
+                    "-naccept",
+                    "1",
+                    "-servername",
+                    "localhost",
+                    "-cert2",
+                    (char *) path("server.pem"),
+                    "-key2",
+                    (char *) path("server.key"),
+                    "-quiet",
+                    NULL};
+    pid_t pid;
+    stream *s;
+    vbuf line;
+    int flags;
+
+    (void) state;
+    if (access(argv[0], X_OK) != 0)
+        skip();
+    /* pick a free port, release it, let s_server take it */
+    close(listen_local(&port));
+    snprintf(port_s, sizeof(port_s), "%d", port);
+    pid = spawn(argv, &in_w, &out_r);
+    for (int i = 0; i < 100 && fd < 0; i++) {
+        struct sockaddr_in sin;
+
+        memset(&sin, 0, sizeof(sin));
+        sin.sin_family = AF_INET;
+        sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        sin.sin_port = htons((uint16_t) port);
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (connect(fd, (struct sockaddr *) &sin, sizeof(sin)) < 0) {
+            close(fd);
+            fd = -1;
+            usleep(50000);
+        }
+    }
+    assert_true(fd >= 0);
+    s = stream_open(fd);
+    stream_set_timeout(s, 10);
+    /* SNI "localhost" selects the test CA's certificate; without it s_server
+     * would present other-server (unknown CA) and verification would fail */
+    clear_logs();
+    if (tls_client_start(cctx, s, &o, 10) == NULL)
+        fail_msg("handshake with s_server failed: %s", warnings);
+    assert_int_equal(tls_get_info(s)->trust, TLS_TRUST_VERIFIED);
+    assert_int_equal(stream_puts(s, "ping over TLS\r\n"), 0);
+    assert_int_equal(stream_flush(s), 0);
+    assert_int_equal(write(in_w, "pong over TLS\n", 14), 14);
+    vbuf_init(&line, 0);
+    assert_true(stream_getline(s, &line, 512, &flags) > 0);
+    assert_string_equal(vbuf_str(&line), "pong over TLS");
+    tls_shutdown(s);
+    stream_close(s);
+    close(in_w);
+    slurp(out_r, out, sizeof(out));
+    close(out_r);
+    kill(pid, SIGTERM);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (strstr(out, "ping over TLS") == NULL)
+        fail_msg("s_server output: %s", out);
+    vbuf_release(&line);
+    tls_ctx_free(cctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -911,6 +1365,13 @@ int main(void)
         cmocka_unit_test(test_tls_blocking_start_times_out),
         cmocka_unit_test(test_tls_bad_configuration_is_refused),
         cmocka_unit_test(test_tls_init_from_main_cf),
+        cmocka_unit_test(test_tls_policy_parse_accepts_postfix_forms_and_rejects_junk),
+        cmocka_unit_test(test_tls_match_names_and_servername_expand),
+        cmocka_unit_test(test_tls_policy_overrides_apply_per_connection),
+        cmocka_unit_test(test_tls_server_session_cache_resumes_without_tickets),
+        cmocka_unit_test(test_tls_client_trusts_capath),
+        cmocka_unit_test(test_tls_server_interoperates_with_openssl_s_client_starttls),
+        cmocka_unit_test(test_tls_client_interoperates_with_openssl_s_server),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -1,0 +1,241 @@
+/*
+ * smtpd - the Kite SMTP server (master.cf: smtp inet n - y - - smtpd).
+ *
+ * A thin main: it opens tables, password maps and the TLS context before
+ * the chroot, then hands control to multi_server_main(), which runs many
+ * sessions per process on the event loop. This file is the glue between
+ * the event loop and the protocol engine in proto.c: it names the client
+ * (address, port, forward-confirmed reverse name), enforces
+ * smtpd_client_connection_count_limit, arms the idle timer, and maps what
+ * smtpd_run() wants (read, write, sleep, close) onto events.
+ *
+ * With -S the skeleton hands over a socket relayed from stdin/stdout
+ * (sendmail -bs); the session is then a local submission.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "events.h"
+#include "mail_server.h"
+#include "msg.h"
+#include "mymalloc.h"
+#include "params.h"
+#include "smtpd.h"
+#include "strutil.h"
+
+/* Per-client-address connection counts (this process's share). */
+typedef struct conn_count {
+    char *addr;
+    int count;
+    struct conn_count *next;
+} conn_count;
+
+static conn_count *conn_counts;
+
+static void session_drive(smtpd_session *s);
+static void on_timeout(void *ctx);
+static void on_wake(void *ctx);
+
+/* count_adjust - change a client address's count; returns the new count */
+static int count_adjust(const char *addr, int delta)
+{
+    conn_count **pp, *c;
+
+    for (pp = &conn_counts; (c = *pp) != NULL; pp = &c->next) {
+        if (strcmp(c->addr, addr) == 0) {
+            c->count += delta;
+            if (c->count <= 0) {
+                *pp = c->next;
+                xfree(c->addr);
+                xfree(c);
+                return 0;
+            }
+            return c->count;
+        }
+    }
+    if (delta <= 0)
+        return 0;
+    c = xcalloc(1, sizeof(*c));
+    c->addr = xstrdup(addr);
+    c->count = delta;
+    c->next = conn_counts;
+    conn_counts = c;
+    return c->count;
+}
+
+/* limit_exempt - is the client in smtpd_client_event_limit_exceptions */
+static int limit_exempt(const char *addr)
+{
+    char *copy = xstrdup(var_smtpd_client_event_limit_exceptions ? var_smtpd_client_event_limit_exceptions : "");
+    char *cursor = copy, *w;
+    int hit = 0;
+
+    while (!hit && (w = str_token(&cursor, CHARS_COMMA_SPACE)) != NULL)
+        hit = smtpd_cidr_match(w, addr);
+    xfree(copy);
+    return hit;
+}
+
+/* client_names - printable address, port and forward-confirmed name */
+static int client_names(int fd, char *name, size_t nlen, char *addr, size_t alen, char *port, size_t plen)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    char host[NI_MAXHOST];
+    struct addrinfo hints, *res, *ai;
+    int confirmed = 0;
+
+    snprintf(name, nlen, "unknown");
+    if (getpeername(fd, (struct sockaddr *) &ss, &sl) < 0 || (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)) {
+        /* Not an Internet peer: the stand-alone (sendmail -bs) session. */
+        snprintf(name, nlen, "localhost");
+        snprintf(addr, alen, "127.0.0.1");
+        snprintf(port, plen, "0");
+        return 1;
+    }
+    if (getnameinfo((struct sockaddr *) &ss, sl, addr, (socklen_t) alen, port, (socklen_t) plen,
+                    NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+        msg_fatal("getnameinfo: cannot print the client address");
+    if (strncmp(addr, "::ffff:", 7) == 0 && strchr(addr + 7, '.'))
+        memmove(addr, addr + 7, strlen(addr + 7) + 1);
+    if (!var_smtpd_peername_lookup)
+        return 0;
+    /* Reverse, then forward confirmation, as Postfix does. */
+    if (getnameinfo((struct sockaddr *) &ss, sl, host, sizeof(host), NULL, 0, NI_NAMEREQD) != 0)
+        return 0;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(host, NULL, &hints, &res) != 0)
+        return 0;
+    for (ai = res; ai && !confirmed; ai = ai->ai_next) {
+        char a[NI_MAXHOST];
+
+        if (getnameinfo(ai->ai_addr, ai->ai_addrlen, a, sizeof(a), NULL, 0, NI_NUMERICHOST) != 0)
+            continue;
+        if (strncmp(a, "::ffff:", 7) == 0)
+            memmove(a, a + 7, strlen(a + 7) + 1);
+        confirmed = strcmp(a, addr) == 0;
+    }
+    freeaddrinfo(res);
+    if (confirmed)
+        snprintf(name, nlen, "%s", host);
+    return 0;
+}
+
+/* session_close - log the summary, free everything, tell the skeleton */
+static void session_close(smtpd_session *s)
+{
+    vbuf counts;
+    int fd = s->fd;
+
+    vbuf_init(&counts, 0);
+    smtpd_count_line(s, &counts);
+    msg_info("disconnect from %s%s", s->namaddr, vbuf_str(&counts));
+    vbuf_release(&counts);
+    if (!s->standalone)
+        count_adjust(s->addr, -1);
+    event_timer_cancel(on_timeout, s);
+    event_timer_cancel(on_wake, s);
+    smtpd_session_free(s);
+    multi_server_disconnect(fd);
+}
+
+/* on_timeout - RFC 5321 §4.5.3.2: the client said nothing for smtpd_timeout */
+static void on_timeout(void *ctx)
+{
+    smtpd_session *s = ctx;
+
+    smtpd_timeout(s);
+    session_close(s);
+}
+
+/* on_io - the descriptor is ready */
+static void on_io(int fd, int events, void *ctx)
+{
+    session_drive(ctx);
+}
+
+/* on_wake - a delay (greeting pause, error back-off, AUTH failure) is over */
+static void on_wake(void *ctx)
+{
+    smtpd_session *s = ctx;
+
+    s->sleep_ms = 0;
+    session_drive(s);
+}
+
+/* session_drive - run the engine and wait for what it wants */
+static void session_drive(smtpd_session *s)
+{
+    int fd = s->fd;
+
+    switch (smtpd_run(s)) {
+    case SMTPD_WANT_READ:
+        event_disable_write(fd);
+        event_enable_read(fd, on_io, s);
+        break;
+    case SMTPD_WANT_WRITE:
+        event_disable_read(fd);
+        event_enable_write(fd, on_io, s);
+        break;
+    case SMTPD_WANT_SLEEP:
+        event_disable_read(fd);
+        event_disable_write(fd);
+        event_timer_set(on_wake, s, s->sleep_ms);
+        break;
+    default:
+        session_close(s);
+        return;
+    }
+    event_timer_set(on_timeout, s, var_smtpd_timeout * 1000L);
+}
+
+/* smtpd_service - a new client connection */
+static void smtpd_service(int fd, const char *service, char **argv)
+{
+    char name[NI_MAXHOST], addr[NI_MAXHOST], port[NI_MAXSERV];
+    int standalone = client_names(fd, name, sizeof(name), addr, sizeof(addr), port, sizeof(port));
+    smtpd_session *s;
+    int n;
+
+    msg_info("connect from %s[%s]", name, addr);
+    s = smtpd_session_new(fd, standalone, name, addr, port);
+    if (!standalone) {
+        n = count_adjust(addr, 1);
+        if (var_smtpd_client_connection_count_limit > 0 && n > var_smtpd_client_connection_count_limit
+            && !limit_exempt(addr)) {
+            msg_warn("Connection concurrency limit exceeded: %d from %s for service %s", n, s->namaddr, service);
+            stream_printf(s->out, "421 4.7.0 %s Error: too many connections from %s\r\n", var_myhostname, addr);
+            (void) stream_flush(s->out);
+            s->sleep_ms = 0;
+            s->mode = SMTPD_MODE_QUIT;
+        }
+    }
+    session_drive(s);
+}
+
+/* pre_jail - open tables, password maps and TLS keys while still privileged */
+static void pre_jail(const char *service, char **argv)
+{
+    smtpd_check_init();
+    smtpd_sasl_init();
+    if (smtpd_tls_init() < 0 && var_smtpd_tls_security_level
+        && strcasecmp(var_smtpd_tls_security_level, "encrypt") == 0)
+        msg_warn("smtpd_tls_security_level = encrypt but TLS is unavailable: mail will be refused");
+}
+
+/* main - hand over to the multi-client skeleton */
+int main(int argc, char **argv)
+{
+    static const mail_server_hooks hooks = {.pre_jail = pre_jail};
+
+    multi_server_main(argc, argv, smtpd_service, &hooks);
+}
