@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import LIBEXEC, TEST_DAEMONS
+from conftest import BIN, LIBEXEC, TEST_DAEMONS
 
 B36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _seq = [0]
@@ -494,3 +494,26 @@ def test_dead_destination_defers_the_rest_of_the_same_message(kite):
     # qmgr is still alive and serving
     assert qmgr_request(kite, "wakeup")["status"] == 0
     assert not re.search(r"libexec/qmgr pid \d+ (exit status|killed by signal)", kite.log_text()), kite.log_tail()
+
+
+@needs_daemons
+@pytest.mark.skipif(not (BIN / "kitequeue").exists(), reason="kitequeue must be built")
+def test_kitequeue_flush_requests_reach_qmgr(kite):
+    agent = setup_instance(kite, minimal_backoff_time="60s", maximal_backoff_time="120s",
+                           default_destination_concurrency_failed_cohort_limit="100")
+    agent.set("* defer 4.2.0 try later")
+    kite.start()
+    ids = {site: write_message(kite, "s@example.org", ["u@%s" % site]) for site in ("s1.test", "s2.test", "s3.test")}
+    qmgr_request(kite, "incoming")
+    wait_until(lambda: all(q in queue_files(kite, "deferred") for q in ids.values()), what="all deferred", kite=kite)
+    agent.set()
+    res = kite.run("kitequeue", "-s", "s1.test")
+    assert res.returncode == 0, res.stderr
+    kite.wait_log(re.escape(ids["s1.test"]) + r": removed")
+    res = kite.run("kitequeue", "-i", ids["s2.test"])
+    assert res.returncode == 0, res.stderr
+    kite.wait_log(re.escape(ids["s2.test"]) + r": removed")
+    assert ids["s3.test"] in queue_files(kite, "deferred")
+    res = kite.run("kitequeue", "-f")
+    assert res.returncode == 0, res.stderr
+    kite.wait_log(re.escape(ids["s3.test"]) + r": removed")
