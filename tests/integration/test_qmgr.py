@@ -517,3 +517,27 @@ def test_kitequeue_flush_requests_reach_qmgr(kite):
     res = kite.run("kitequeue", "-f")
     assert res.returncode == 0, res.stderr
     kite.wait_log(re.escape(ids["s3.test"]) + r": removed")
+
+
+@needs_daemons
+def test_hostile_requests_are_refused(kite):
+    setup_instance(kite)
+    kite.start()
+    assert qmgr_request(kite, "explode")["status"] == 1
+    assert qmgr_request(kite, "flush", surprise="x")["status"] == 1
+    assert qmgr_request(kite, "flush_site")["status"] == 1
+    assert qmgr_request(kite, "flush_site", site="a b; rm -rf /")["status"] == 1
+    assert qmgr_request(kite, "flush_site", site="x" * 300)["status"] == 1
+    assert qmgr_request(kite, "deliver", queue_id="../../etc/passwd")["status"] == 1
+    assert qmgr_request(kite, "deliver")["status"] == 1
+    # a frame that is not even attr-encoded, then a good request still works
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(str(kite.queue_dir / "public" / "qmgr"))
+    s.sendall(b"\x00\x00\x00\x05garba")
+    s.close()
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(str(kite.queue_dir / "public" / "qmgr"))
+    s.sendall(b"\xff\xff\xff\xff")
+    s.close()
+    assert qmgr_request(kite, "wakeup")["status"] == 0
+    assert not re.search(r"libexec/qmgr pid \d+ (exit status|killed by signal)", kite.log_text())
