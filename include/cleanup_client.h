@@ -1,7 +1,8 @@
 /*
  * cleanup_client - how smtpd, pickup and bounce hand a message to cleanup.
  *
- * cleanup_open connects to private/cleanup; cleanup greets with
+ * cleanup_open connects to public/cleanup (master.cf runs cleanup with
+ * private = n, as Postfix does; private/cleanup is tried too); cleanup greets with
  * {protocol = "cleanup", queue_id = ID} (the ID is fixed from then on, so
  * smtpd can log it and put it in Received:). The client sends the envelope
  * (attributes, then recipients), the content in chunks exactly as received
@@ -43,5 +44,14 @@ int cleanup_content(cleanup_client *c, const void *data, size_t len);  /* 0 or -
  */
 int cleanup_finish(cleanup_client *c, vbuf *reason);
 void cleanup_abort(cleanup_client *c);  /* nothing gets queued */
+/*
+ * The same in two steps, for event-driven clients: cleanup_send_end sends the
+ * rest and "end" (0, or -1: the verdict will be a deferral); the verdict
+ * then arrives on cleanup_verdict_fd(); cleanup_verdict reads it (returns as
+ * cleanup_finish does) and frees the client.
+ */
+int cleanup_send_end(cleanup_client *c);
+int cleanup_verdict_fd(const cleanup_client *c);
+int cleanup_verdict(cleanup_client *c, vbuf *reason);
 
 #endif

@@ -30,6 +30,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "mail_queue.h"
 #include "msg.h"
 #include "mymalloc.h"
 #include "qfile.h"
@@ -443,6 +444,30 @@ static int qf_rename_noreplace(const char *from, const char *to)
     return 0;
 }
 
+/* qf_make_parents - missing hash directories between queue and path; 0 or -1 */
+static int qf_make_parents(const char *path, const char *queue)
+{
+    char *copy = xstrdup(path);
+    int ret = 0;
+
+    for (char *p = copy + strlen(queue) + 1; (p = strchr(p, '/')) != NULL; p++) {
+        *p = 0;
+        if (mkdir(copy, 0700) < 0 && errno != EEXIST)
+            ret = -1;
+        *p = '/';
+    }
+    xfree(copy);
+    if (ret == 0) {
+        int dfd = open(queue, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+        if (dfd >= 0) {
+            (void) fsync(dfd);
+            (void) close(dfd);
+        }
+    }
+    return ret;
+}
+
 /* qfile_finish - size slot, end marker, fsync, rename to ID, fsync dir */
 int qfile_finish(qfile_writer *w, vbuf *err)
 {
@@ -476,17 +501,21 @@ int qfile_finish(qfile_writer *w, vbuf *err)
         return -1;
     }
     vbuf_init(&final, 0);
-    vbuf_printf(&final, "%s/%s", w->queue, w->id);
+    mail_queue_path(&final, w->queue, w->id);   /* hashed when hash_queue_names says so */
     qfile_fault_point();
     /* Never replace an existing file: an ID names exactly one message. */
-    if (qf_rename_noreplace(w->tmp_path, final.data) < 0) {
+    if (qf_rename_noreplace(w->tmp_path, final.data) < 0
+        && (errno != ENOENT || qf_make_parents(final.data, w->queue) < 0
+            || qf_rename_noreplace(w->tmp_path, final.data) < 0)) {
         vbuf_printf(err, "%s: rename %s to %s: %s", w->id, w->tmp_path, final.data, strerror(errno));
         vbuf_release(&final);
         qfile_abort(w);
         return -1;
     }
+    /* The directory that now holds the name is the one to sync. */
+    *strrchr(final.data, '/') = 0;
+    dfd = open(final.data, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     vbuf_release(&final);
-    dfd = open(w->queue, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0 || qw_fsync(dfd) < 0) {
         /* The file is renamed but not known to be durable: report failure,
          * leaving the file (it is complete and valid; a later scan finds it). */

@@ -70,6 +70,78 @@ static const char *pickup_validate(const qfile *q, const struct stat *st)
     return NULL;
 }
 
+/* pickup_bounce - tell the local sender that cleanup refused the message; 0 or -1 */
+static int pickup_bounce(qfile *q, const char *reason)
+{
+    const char *sender = qfile_attr(q, "sender");
+    cleanup_client *c;
+    qfile_content it;
+    const char *data;
+    ssize_t n;
+    vbuf path, err, text, why;
+    int status, in_headers = 1;
+    size_t copied = 0;
+
+    if (sender == NULL || *sender == 0)
+        return 0;                       /* nobody to tell */
+    vbuf_init(&path, 0);
+    vbuf_init(&err, 0);
+    vbuf_init(&text, 0);
+    vbuf_init(&why, 0);
+    vbuf_printf(&path, "private/%s", var_cleanup_service_name);
+    if ((c = cleanup_open(path.data, CLEANUP_FLAG_BOUNCE, &err)) == NULL) {
+        msg_warn("cannot return a notice to %s: %s", sender, err.data);
+        vbuf_release(&path);
+        vbuf_release(&err);
+        vbuf_release(&text);
+        vbuf_release(&why);
+        return -1;
+    }
+    cleanup_attr(c, "sender", "");
+    cleanup_attr(c, "origin", "bounce");
+    cleanup_rcpt(c, sender, NULL, QF_NOTIFY_NEVER);
+    vbuf_printf(&text,
+                "From: MAILER-DAEMON@%s (Mail Delivery System)\r\n"
+                "To: %s\r\n"
+                "Subject: Undeliverable: message refused\r\n"
+                "Auto-Submitted: auto-replied\r\n"
+                "\r\n"
+                "This is the mail system at host %s.\r\n\r\n"
+                "The message you submitted locally was not accepted:\r\n\r\n"
+                "    %s\r\n\r\n"
+                "Its headers follow.\r\n\r\n",
+                var_myhostname, sender, var_myhostname, reason);
+    (void) cleanup_content(c, text.data, text.len);
+    /* The original headers (up to the empty line), bounded. */
+    qfile_content_begin(q, &it);
+    while (in_headers && copied < 64 * 1024 && (n = qfile_content_next(&it, &data)) > 0) {
+        const char *end = NULL;
+
+        for (ssize_t i = 0; i + 3 < n; i++)
+            if (memcmp(data + i, "\r\n\r\n", 4) == 0 || memcmp(data + i, "\n\n", 2) == 0) {
+                end = data + i + 2;
+                break;
+            }
+        if (end) {
+            n = end - data;
+            in_headers = 0;
+        }
+        (void) cleanup_content(c, data, (size_t) n);
+        copied += (size_t) n;
+    }
+    qfile_content_end(&it);
+    status = cleanup_finish(c, &why);
+    if (status != CLEANUP_OK)
+        msg_warn("cannot return a notice to %s: %s", sender, why.data);
+    else
+        msg_info("%s: sender non-delivery notification: %s", why.data, sender);
+    vbuf_release(&path);
+    vbuf_release(&err);
+    vbuf_release(&text);
+    vbuf_release(&why);
+    return status == CLEANUP_OK ? 0 : -1;
+}
+
 /* pickup_file - one maildrop file into cleanup */
 static void pickup_file(const char *queue, const char *id, void *ctx)
 {
@@ -147,13 +219,20 @@ static void pickup_file(const char *queue, const char *id, void *ctx)
     }
     msg_info("%s: uid=%s from=<%s>", cleanup_queue_id(c), qfile_attr(q, "uid"), qfile_attr(q, "sender"));
     status = cleanup_finish(c, &reason);
-    qfile_close(q);
     if (status == CLEANUP_DEFER) {
+        qfile_close(q);
         msg_warn("%s: not queued, will try again: %s", path.data, reason.data);
         goto out;
     }
-    if (status == CLEANUP_REJECT)
+    if (status == CLEANUP_REJECT) {
         msg_warn("%s: uid=%ld: message refused: %s", path.data, (long) st.st_uid, reason.data);
+        /* The submitter has gone: the refusal reaches them as a notice. */
+        if (pickup_bounce(q, reason.data) < 0) {
+            qfile_close(q);
+            goto out;                   /* keep the file; try again later */
+        }
+    }
+    qfile_close(q);
     if (unlink(path.data) < 0)
         msg_warn("remove %s: %m", path.data);
 out:

@@ -20,7 +20,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "mail_queue.h"
 #include "mymalloc.h"
+#include "params.h"
 #include "qfile.h"
 #include "vbuf.h"
 
@@ -327,6 +329,35 @@ static void test_qfile_ids_are_unique(void **state)
     }
     assert_int_equal(count_entries("incoming"), 50);
     vbuf_release(&err);
+}
+
+static void test_qfile_finish_into_hashed_queue_creates_the_level(void **state)
+{
+    char *saved_names = var_hash_queue_names;
+    long saved_depth = var_hash_queue_depth;
+    vbuf err, path;
+    qfile_writer *w;
+    struct stat st;
+    qfile *q;
+
+    (void) state;
+    var_hash_queue_names = "incoming";
+    var_hash_queue_depth = 1;
+    vbuf_init(&err, 0);
+    vbuf_init(&path, 0);
+    w = qfile_create("incoming", &err);
+    assert_non_null(w);
+    mail_queue_path(&path, "incoming", qfile_writer_id(w));
+    assert_non_null(strchr(path.data + strlen("incoming/"), '/'));
+    assert_int_equal(qfile_finish(w, &err), 0);
+    assert_int_equal(stat(path.data, &st), 0);
+    q = qfile_open(path.data, 0, &err);
+    assert_non_null(q);
+    qfile_close(q);
+    var_hash_queue_names = saved_names;
+    var_hash_queue_depth = saved_depth;
+    vbuf_release(&err);
+    vbuf_release(&path);
 }
 
 /* ---- slots ---- */
@@ -792,6 +823,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_qfile_create_in_missing_queue_fails_with_reason, setup_dir,
                                         teardown_dir),
         cmocka_unit_test_setup_teardown(test_qfile_ids_are_unique, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_qfile_finish_into_hashed_queue_creates_the_level, setup_dir,
+                                        teardown_dir),
         cmocka_unit_test_setup_teardown(test_qfile_mark_done_persists, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_qfile_mark_done_needs_rdwr, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_qfile_writer_warn_time_is_stored, setup_dir, teardown_dir),
