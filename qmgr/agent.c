@@ -99,6 +99,11 @@ static void agent_finish(qmgr_conn *c, const char *why)
         fail_dsn = "4.3.0";
         fail_reason = why ? why : "unknown mail transport error";
     }
+    /*
+     * The message first (it may be finished and freed here), then the
+     * destination, whose death may defer and finish other messages.
+     */
+    qmgr_message_check_done(m);
     qmgr_dest_delivery_done(c->dest, conn_failed, fail_dsn, fail_reason);
 
     for (size_t i = 0; i < c->n; i++)
@@ -111,7 +116,6 @@ static void agent_finish(qmgr_conn *c, const char *why)
     vbuf_release(&c->in);
     vbuf_release(&c->out);
     xfree(c);
-    qmgr_message_check_done(m);
     qmgr_kick();
 }
 
