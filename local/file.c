@@ -56,7 +56,7 @@ static void file_child(void *ctx, local_status *st)
 {
     file_job *j = ctx;
 
-    local_mbox_deliver(j->m, j->path, j->sender, j->delivered_to, 0, st);
+    local_mbox_deliver(j->m, j->path, j->sender, j->delivered_to, var_mailbox_size_limit, st);
 }
 
 /* local_file - deliver to the file PATH named by a list */
