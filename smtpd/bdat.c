@@ -140,8 +140,10 @@ int smtpd_bdat_input(smtpd_session *s)
                 if (st < 0)
                     n = STREAM_ERR;
             }
-            if (n == STREAM_AGAIN)
+            if (n == STREAM_AGAIN) {
+                smtpd_quickack(s);
                 return SMTPD_WANT_READ;
+            }
         }
         if (n < 0) {
             msg_info("%s after BDAT (%lld bytes) from %s", n == STREAM_TIMEOUT ? "timeout" : "lost connection",

@@ -159,6 +159,7 @@ void smtpd_data_verdict(smtpd_session *s);
 /* smtpd_data_verdict - cleanup's verdict is there: answer the client */
 void smtpd_data_verdict(smtpd_session *s);
 void smtpd_content(smtpd_session *s, const void *data, size_t len);
+void smtpd_quickack(smtpd_session *s);
 void smtpd_received_header(smtpd_session *s);
 void smtpd_bdat_cmd(smtpd_session *s, int argc, char **argv);
 int smtpd_bdat_input(smtpd_session *s);
