@@ -29,7 +29,7 @@
 #include "params.h"
 #include "strutil.h"
 
-#define CLEANUP_LINE_MAX (64 * 1024)   /* longer lines are handled in pieces */
+#define CLEANUP_LINE_MAX (64 * 1024) /* longer lines are handled in pieces */
 
 /* cleanup_state_init - a fresh state for one message */
 void cleanup_state_init(cleanup_state *st, const char *queue_id, int flags, const cleanup_maps *tables,
@@ -116,8 +116,7 @@ void cleanup_set_status(cleanup_state *st, int status, const char *reason)
 }
 
 /* cleanup_log_action - Postfix's "ID: reject: header TEXT from CLIENT; from=<> to=<> ...: DETAIL" */
-void cleanup_log_action(cleanup_state *st, const char *action, const char *where, const char *text,
-                        const char *detail)
+void cleanup_log_action(cleanup_state *st, const char *action, const char *where, const char *text, const char *detail)
 {
     const char *cname = cleanup_get_attr(st, "client_name");
     const char *caddr = cleanup_get_attr(st, "client_addr");
@@ -204,7 +203,7 @@ static size_t cm_header_name(const char *text, size_t len)
         size_t j = i;
 
         while (j < len && (text[j] == ' ' || text[j] == '\t'))
-            j++;                        /* obsolete "Name :" (RFC 5322 §4.5) */
+            j++; /* obsolete "Name :" (RFC 5322 §4.5) */
         if (j >= len || text[j] != ':')
             return 0;
     }
@@ -272,7 +271,7 @@ static int cm_apply_checks(cleanup_state *st, maps *m, const char *where, const 
         if (*arg == 0)
             vbuf_set(&why, "5.7.1 message content rejected");
         else if ((arg[0] == '5' || arg[0] == '4') && arg[1] == '.')
-            vbuf_printf(&why, "5%s", arg + 1);   /* a permanent class, whatever was written */
+            vbuf_printf(&why, "5%s", arg + 1); /* a permanent class, whatever was written */
         else
             vbuf_printf(&why, "5.7.1 %s", arg);
         cleanup_log_action(st, "reject", where, text, why.data);
@@ -359,15 +358,15 @@ static void cm_header_done(cleanup_state *st)
 
         if (cm_name_is(hdr, name_len, "To") || cm_name_is(hdr, name_len, "Cc") || cm_name_is(hdr, name_len, "Bcc"))
             x.list = &st->extracted;
-        else if (cm_name_is(hdr, name_len, "Resent-To") || cm_name_is(hdr, name_len, "Resent-Cc")
-                 || cm_name_is(hdr, name_len, "Resent-Bcc"))
+        else if (cm_name_is(hdr, name_len, "Resent-To") || cm_name_is(hdr, name_len, "Resent-Cc") ||
+                 cm_name_is(hdr, name_len, "Resent-Bcc"))
             x.list = &st->extracted_resent;
         if (x.list && addr_parse_list(cm_header_value(hdr), cm_extract_one, &x) < 0)
             msg_warn("%s: malformed address list in %.*s header ignored", st->queue_id, (int) name_len, hdr);
     }
     /* -t: Bcc is read for recipients, never sent (RFC 5322 §3.6.3). */
-    if ((st->flags & CLEANUP_FLAG_EXTRACT)
-        && (cm_name_is(hdr, name_len, "Bcc") || cm_name_is(hdr, name_len, "Resent-Bcc")))
+    if ((st->flags & CLEANUP_FLAG_EXTRACT) &&
+        (cm_name_is(hdr, name_len, "Bcc") || cm_name_is(hdr, name_len, "Resent-Bcc")))
         drop = 1;
     if (replacement.len > 0)
         cm_header_out(st, replacement.data);
@@ -515,7 +514,7 @@ static void cm_headers_end(cleanup_state *st)
     st->envelope_done = 1;
     if (st->headers.len > 0)
         cm_emit(st, st->headers.data, st->headers.len);
-    cm_emit(st, "\r\n", 2);             /* the empty line that ends the headers */
+    cm_emit(st, "\r\n", 2); /* the empty line that ends the headers */
     vbuf_reset(&st->headers);
 }
 
@@ -523,7 +522,7 @@ static void cm_headers_end(cleanup_state *st)
 static void cm_header_line(cleanup_state *st, const char *data, size_t len, int continued)
 {
     if (len == 0 && !continued) {
-        cm_headers_end(st);             /* the empty line is emitted by cm_headers_end */
+        cm_headers_end(st); /* the empty line is emitted by cm_headers_end */
         return;
     }
     if ((data[0] == ' ' || data[0] == '\t') && st->header.len > 0) {
@@ -543,7 +542,7 @@ static void cm_header_line(cleanup_state *st, const char *data, size_t len, int 
     if (cm_header_name(data, len) == 0) {
         /* Not a header: the body starts here; cm_headers_end puts the empty line in. */
         cm_headers_end(st);
-        return;                         /* the caller passes the line on as body */
+        return; /* the caller passes the line on as body */
     }
     cm_header_done(st);
     if (len > (size_t) var_header_size_limit) {
@@ -594,7 +593,7 @@ static void cm_line(cleanup_state *st, const char *data, size_t len, int eol)
     st->line_continued = !eol;
     if (st->phase == CLEANUP_PHASE_HEADERS) {
         if (continued)
-            return;                     /* the rest of an over-long header line: dropped */
+            return; /* the rest of an over-long header line: dropped */
         cm_header_line(st, data, len, 0);
         if (st->phase == CLEANUP_PHASE_HEADERS || len == 0)
             return;
@@ -643,7 +642,7 @@ void cleanup_feed(cleanup_state *st, const char *data, size_t len)
         len -= n;
         if (nl == NULL)
             break;
-        data++;                         /* the LF */
+        data++; /* the LF */
         len--;
         if (st->line.len > 0 && st->line.data[st->line.len - 1] == '\r')
             vbuf_truncate(&st->line, st->line.len - 1);
@@ -668,7 +667,7 @@ void cleanup_end(cleanup_state *st)
         vbuf_reset(&st->line);
     }
     if (st->phase == CLEANUP_PHASE_HEADERS)
-        cm_headers_end(st);             /* headers only, or nothing at all */
+        cm_headers_end(st); /* headers only, or nothing at all */
     if (st->message_id && st->status == CLEANUP_OK)
         msg_info("%s: message-id=%s", st->queue_id, st->message_id);
 }

@@ -131,8 +131,7 @@ int cleanup_rewrite_recipient(cleanup_state *st, const char *addr, vbuf *out)
     cleanup_qualify(out, addr);
     if (st->flags & CLEANUP_FLAG_NO_REWRITE)
         return 0;
-    if (cr_apply_canonical(st->maps->recipient_canonical, out) < 0
-        || cr_apply_canonical(st->maps->canonical, out) < 0)
+    if (cr_apply_canonical(st->maps->recipient_canonical, out) < 0 || cr_apply_canonical(st->maps->canonical, out) < 0)
         return -1;
     return 0;
 }
@@ -151,10 +150,10 @@ static void cr_add_final(cleanup_state *st, const char *addr, const cleanup_reci
 typedef struct cr_expand {
     cleanup_state *st;
     const cleanup_recipient *in;
-    const char **path;                  /* addresses being expanded, outermost first */
+    const char **path; /* addresses being expanded, outermost first */
     size_t depth;
     long produced;
-    int failed;                         /* 0, or CLEANUP_DEFER */
+    int failed; /* 0, or CLEANUP_DEFER */
 } cr_expand;
 
 /* cr_expand_one - expand addr through virtual_alias_maps, recursively */
@@ -209,7 +208,7 @@ static void cr_expand_one(cr_expand *x, const char *addr)
         vbuf_init(&q, 0);
         cleanup_qualify(&q, tok);
         if (strcmp(q.data, addr) == 0) {
-            self = 1;                   /* "a -> a, b": a is delivered too */
+            self = 1; /* "a -> a, b": a is delivered too */
         } else {
             cr_expand_one(x, q.data);
         }
@@ -270,7 +269,7 @@ void cleanup_maps_open(cleanup_maps *m)
 /* cleanup_maps_close - close every table */
 void cleanup_maps_close(cleanup_maps *m)
 {
-    maps **all[] = {&m->canonical,      &m->sender_canonical, &m->recipient_canonical,
+    maps **all[] = {&m->canonical,     &m->sender_canonical, &m->recipient_canonical,
                     &m->virtual_alias, &m->header_checks,    &m->body_checks};
 
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {

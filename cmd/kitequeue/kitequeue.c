@@ -288,8 +288,8 @@ static int kq_request(const char *request, const char *name, const char *value, 
 {
     const char *text = NULL;
     long long status = 1;
-    attr_spec spec[] = {ATTR_SPEC_INT("status", ATTR_REQUIRED, &status),
-                        ATTR_SPEC_STR("text", ATTR_REQUIRED, &text), ATTR_SPEC_END};
+    attr_spec spec[] = {ATTR_SPEC_INT("status", ATTR_REQUIRED, &status), ATTR_SPEC_STR("text", ATTR_REQUIRED, &text),
+                        ATTR_SPEC_END};
     attr_list *f;
     stream *s;
     int fd;

@@ -181,9 +181,9 @@ static void test_local_bare_lf_becomes_crlf_and_headers_are_added(void **state)
     result r;
 
     (void) state;
-    assert_int_equal(run(NULL, CLEANUP_FLAG_LOCAL, "alice", rc, "Subject: hi\nTo: bob\n\nline one\nline two\n", &r,
-                         NULL),
-                     CLEANUP_OK);
+    assert_int_equal(
+        run(NULL, CLEANUP_FLAG_LOCAL, "alice", rc, "Subject: hi\nTo: bob\n\nline one\nline two\n", &r, NULL),
+        CLEANUP_OK);
     assert_int_equal(r.envelope_calls, 1);
     assert_string_equal(r.sender, "alice@kite.test");
     assert_int_equal(r.rcpts.n, 1);
@@ -237,8 +237,8 @@ static void test_existing_message_id_and_date_are_kept(void **state)
                          NULL),
                      CLEANUP_OK);
     assert_null(strstr(r.content.data, "Message-Id:"));
-    assert_null(strstr(strstr(r.content.data, "Date: ") + 1, "Date: "));   /* no second Date */
-    assert_null(strstr(r.content.data, "From:"));   /* only local submissions get From */
+    assert_null(strstr(strstr(r.content.data, "Date: ") + 1, "Date: ")); /* no second Date */
+    assert_null(strstr(r.content.data, "From:"));                        /* only local submissions get From */
     assert_non_null(strstr(log_lines.data, "TESTQUEUEID0000001: message-id=<abc@example.org>"));
     result_free(&r);
 }
@@ -249,8 +249,9 @@ static void test_folded_header_is_kept_whole(void **state)
     result r;
 
     (void) state;
-    assert_int_equal(run(NULL, 0, "a@example.org", rc, "Subject: one\r\n two\r\n\tthree\r\nX: y\r\n\r\nb\r\n", &r, NULL),
-                     CLEANUP_OK);
+    assert_int_equal(
+        run(NULL, 0, "a@example.org", rc, "Subject: one\r\n two\r\n\tthree\r\nX: y\r\n\r\nb\r\n", &r, NULL),
+        CLEANUP_OK);
     assert_non_null(strstr(r.content.data, "Subject: one\r\n two\r\n\tthree\r\nX: y\r\n"));
     result_free(&r);
 }
@@ -507,9 +508,9 @@ static void test_header_checks_actions(void **state)
     result_free(&r);
 
     /* IGNORE, REPLACE, PREPEND. */
-    assert_int_equal(run(&m, 0, "a@x", rc,
-                         "X-Secret: 42\r\nX-Mailer: Foo 1.0\r\nSubject: tag me\r\n\r\nx\r\n", &r, NULL),
-                     CLEANUP_OK);
+    assert_int_equal(
+        run(&m, 0, "a@x", rc, "X-Secret: 42\r\nX-Mailer: Foo 1.0\r\nSubject: tag me\r\n\r\nx\r\n", &r, NULL),
+        CLEANUP_OK);
     assert_null(strstr(r.content.data, "X-Secret"));
     assert_null(strstr(r.content.data, "Foo 1.0"));
     assert_non_null(strstr(r.content.data, "X-Mailer: hidden\r\n"));
@@ -538,8 +539,7 @@ static void test_body_checks_actions(void **state)
     result r;
 
     (void) state;
-    assert_int_equal(run(&m, 0, "a@x", rc, "Subject: s\r\n\r\nok\r\nforbidden body here\r\n", &r, &st),
-                     CLEANUP_REJECT);
+    assert_int_equal(run(&m, 0, "a@x", rc, "Subject: s\r\n\r\nok\r\nforbidden body here\r\n", &r, &st), CLEANUP_REJECT);
     assert_string_equal(st.reason.data, "5.7.1 body says no");
     assert_non_null(strstr(log_lines.data, "TESTQUEUEID0000001: reject: body forbidden body here from local;"));
     cleanup_state_free(&st);
@@ -551,8 +551,7 @@ static void test_body_checks_actions(void **state)
     result_free(&r);
 
     /* Notices from bounce are not inspected. */
-    assert_int_equal(run(&m, CLEANUP_FLAG_BOUNCE, "", rc, "Subject: cheap viagra\r\n\r\nforbidden body\r\n", &r,
-                         NULL),
+    assert_int_equal(run(&m, CLEANUP_FLAG_BOUNCE, "", rc, "Subject: cheap viagra\r\n\r\nforbidden body\r\n", &r, NULL),
                      CLEANUP_OK);
     result_free(&r);
     close_checks(&m);
