@@ -503,6 +503,19 @@ static void cm_headers_end(cleanup_state *st)
         }
         if (!st->seen_dest && var_undisclosed_recipients_header && *var_undisclosed_recipients_header)
             cm_header_out(st, var_undisclosed_recipients_header);
+        if ((st->flags & CLEANUP_FLAG_LOCAL) && cleanup_get_attr(st, "uid") != NULL) {
+            /* Local mail gets its trace header on top, as Postfix's pickup path does (RFC 5321 §4.4). */
+            vbuf all;
+
+            vbuf_init(&all, 0);
+            vbuf_printf(&all, "Received: by %s (%s, from userid %s)\r\n\tid %s; ", var_myhostname,
+                        var_mail_name ? var_mail_name : "Kite", cleanup_get_attr(st, "uid"), st->queue_id);
+            cm_rfc2822_date(&all, now);
+            vbuf_puts(&all, "\r\n");
+            vbuf_append(&all, st->headers.data, st->headers.len);
+            vbuf_setn(&st->headers, all.data, all.len);
+            vbuf_release(&all);
+        }
     }
     vbuf_release(&h);
     if (st->status != CLEANUP_OK || st->discard)

@@ -145,7 +145,8 @@ static int pickup_bounce(qfile *q, const char *reason)
 /* pickup_file - one maildrop file into cleanup */
 static void pickup_file(const char *queue, const char *id, void *ctx)
 {
-    static const char *const passed[] = {"sender", "fullname", "envid", "ret", "body", "smtputf8", "arrival", NULL};
+    static const char *const passed[] = {"sender",   "fullname", "envid", "ret", "body",
+                                         "smtputf8", "arrival",  "uid",   NULL};
     cleanup_client *c;
     qfile_content it;
     const char *data, *why, *v;

@@ -69,6 +69,7 @@ def test_local_submission_gets_missing_headers_and_crlf(kite):
     assert "recipient: bob@example.com" in env
     assert "origin: local" in env
     raw = (Path(kite.queue_dir) / "hold" / qid).read_bytes()
+    assert re.search(rb"Received: by kite\.test \(Kite, from userid %d\)\r\n\tid %s; " % (kite.uid, qid.encode()), raw)
     assert b"Subject: headers\r\nX-Test: 1\r\n" in raw
     assert b"From: Alice Example <alice@kite.test>\r\n" in raw
     assert re.search(rb"\r\nDate: [A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d [+-]\d{4}", raw)

@@ -217,11 +217,15 @@ static void test_local_from_uses_full_name(void **state)
     cleanup_state_init(&st, "TESTQUEUEID0000001", CLEANUP_FLAG_LOCAL, &no_maps, &out);
     cleanup_add_attr(&st, "sender", "alice@kite.test");
     cleanup_add_attr(&st, "fullname", "Alice Q. Example");
+    cleanup_add_attr(&st, "uid", "1000");
     cleanup_add_rcpt(&st, rc[0], NULL, 0);
     cleanup_feed(&st, "Subject: x\n\nhi\n", 15);
     cleanup_end(&st);
     assert_int_equal(st.status, CLEANUP_OK);
     assert_non_null(strstr(r.content.data, "From: \"Alice Q. Example\" <alice@kite.test>\r\n"));
+    /* The trace header comes first. */
+    assert_memory_equal(r.content.data, "Received: by kite.test (Kite, from userid 1000)\r\n\tid TESTQUEUEID0000001; ",
+                        strlen("Received: by kite.test (Kite, from userid 1000)\r\n\tid TESTQUEUEID0000001; "));
     cleanup_state_free(&st);
     result_free(&r);
 }
