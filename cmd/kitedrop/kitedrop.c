@@ -120,6 +120,18 @@ int main(int argc, char **argv)
             return EX_USAGE;
         }
     }
+    if (getegid() != getgid() && getuid() != 0) {
+        /*
+         * Set-gid for an ordinary user: only the built-in configuration,
+         * never one the user points us at (its queue_directory or
+         * maillog_file would be used with our group's rights).
+         */
+        if (confdir != NULL && strcmp(confdir, KITE_DEF_CONFIG_DIR) != 0) {
+            fprintf(stderr, "kitedrop: -c is not allowed for unprivileged users\n");
+            return EX_USAGE;
+        }
+        confdir = KITE_DEF_CONFIG_DIR;
+    }
     if (confdir == NULL)
         confdir = conf_dir_default();
     if (conf_load(confdir) > 0)

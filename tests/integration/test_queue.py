@@ -209,3 +209,21 @@ def test_kitedrop_refuses_hostile_input_and_leaves_nothing(kite, name, data):
     assert not list((Path(kite.queue_dir) / "maildrop").glob(".tmp.*"))
     # The same stream, repaired, is accepted.
     assert kite.run("kitedrop", input=_rec("A", "sender=a") + GOOD_TAIL).returncode == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to make a set-gid copy")
+def test_setgid_kitedrop_refuses_a_user_configuration(kite):
+    import shutil
+    import subprocess
+
+    from conftest import BIN
+
+    copy = Path(kite.base) / "kitedrop-sgid"
+    shutil.copy(BIN / "kitedrop", copy)
+    os.chown(copy, 0, 0)
+    os.chmod(copy, 0o2755)
+    os.chmod(kite.base, 0o755)
+    r = subprocess.run([str(copy), "-c", str(kite.confdir)], input=b"", capture_output=True, timeout=30,
+                       env=kite.env(), **kite._user_kwargs())
+    assert r.returncode == 64, (r.returncode, r.stderr)
+    assert b"-c is not allowed" in r.stderr
