@@ -78,6 +78,8 @@ struct cleanup_state {
     int header_truncated;
     vbuf headers; /* header section as it will be queued */
     int envelope_done;
+    int body_pending, saw_8bit; /* no declared body type: content held back in pending */
+    vbuf pending;
     long long out_size;
     long long body_checked;
     int hops;

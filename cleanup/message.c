@@ -29,7 +29,9 @@
 #include "params.h"
 #include "strutil.h"
 
-#define CLEANUP_LINE_MAX (64 * 1024) /* longer lines are handled in pieces */
+#define CLEANUP_LINE_MAX (64 * 1024)
+#define CLEANUP_PENDING_MAX                                                                                            \
+    (1024 * 1024) /* content held back while the body type is unknown */ /* longer lines are handled in pieces */
 
 /* cleanup_state_init - a fresh state for one message */
 void cleanup_state_init(cleanup_state *st, const char *queue_id, int flags, const cleanup_maps *tables,
@@ -46,6 +48,7 @@ void cleanup_state_init(cleanup_state *st, const char *queue_id, int flags, cons
     vbuf_init(&st->line, 0);
     vbuf_init(&st->header, 0);
     vbuf_init(&st->headers, 0);
+    vbuf_init(&st->pending, 0);
 }
 
 /* cleanup_state_free - release everything the state holds */
@@ -67,6 +70,7 @@ void cleanup_state_free(cleanup_state *st)
     vbuf_release(&st->line);
     vbuf_release(&st->header);
     vbuf_release(&st->headers);
+    vbuf_release(&st->pending);
 }
 
 /* cleanup_add_attr - an envelope attribute from the client (later duplicates are ignored) */
@@ -148,6 +152,8 @@ void cleanup_log_action(cleanup_state *st, const char *action, const char *where
 }
 
 /* cm_emit - content towards the output, counted against message_size_limit */
+static void cm_release_envelope(cleanup_state *st, int complete);
+
 static void cm_emit(cleanup_state *st, const char *data, size_t len)
 {
     if (st->status != CLEANUP_OK || st->discard)
@@ -159,8 +165,34 @@ static void cm_emit(cleanup_state *st, const char *data, size_t len)
         cleanup_set_status(st, CLEANUP_REJECT, "5.3.4 message file too big");
         return;
     }
+    if (st->body_pending) {
+        /* The body type is not declared: look at the content before the envelope goes out. */
+        for (size_t i = 0; i < len && !st->saw_8bit; i++)
+            if ((unsigned char) data[i] & 0x80)
+                st->saw_8bit = 1;
+        vbuf_append(&st->pending, data, len);
+        if (st->pending.len >= CLEANUP_PENDING_MAX)
+            cm_release_envelope(st, 0);
+        return;
+    }
     if (st->out.content(st, data, len, st->out.ctx) < 0)
         cleanup_set_status(st, CLEANUP_DEFER, "4.3.0 queue file write error");
+}
+
+/* cm_release_envelope - record the body type seen, write the envelope and what waited */
+static void cm_release_envelope(cleanup_state *st, int complete)
+{
+    st->body_pending = 0;
+    /* Undecided (content not all seen) counts as 8-bit: the safe side for a 7-bit next hop. */
+    cleanup_add_attr(st, "body", st->saw_8bit || !complete ? "8bitmime" : "7bit");
+    if (st->out.envelope(st, st->out.ctx) < 0) {
+        cleanup_set_status(st, CLEANUP_DEFER, "4.3.0 queue file write error");
+        return;
+    }
+    st->envelope_done = 1;
+    if (st->pending.len > 0 && st->out.content(st, st->pending.data, st->pending.len, st->out.ctx) < 0)
+        cleanup_set_status(st, CLEANUP_DEFER, "4.3.0 queue file write error");
+    vbuf_reset(&st->pending);
 }
 
 /* cm_emit_line - one line with CRLF */
@@ -520,11 +552,14 @@ static void cm_headers_end(cleanup_state *st)
     vbuf_release(&h);
     if (st->status != CLEANUP_OK || st->discard)
         return;
-    if (st->out.envelope(st, st->out.ctx) < 0) {
+    if (cleanup_get_attr(st, "body") == NULL) {
+        st->body_pending = 1; /* the envelope waits until the body type is known */
+    } else if (st->out.envelope(st, st->out.ctx) < 0) {
         cleanup_set_status(st, CLEANUP_DEFER, "4.3.0 queue file write error");
         return;
+    } else {
+        st->envelope_done = 1;
     }
-    st->envelope_done = 1;
     if (st->headers.len > 0)
         cm_emit(st, st->headers.data, st->headers.len);
     cm_emit(st, "\r\n", 2); /* the empty line that ends the headers */
@@ -681,6 +716,8 @@ void cleanup_end(cleanup_state *st)
     }
     if (st->phase == CLEANUP_PHASE_HEADERS)
         cm_headers_end(st); /* headers only, or nothing at all */
+    if (st->body_pending && st->status == CLEANUP_OK && !st->discard)
+        cm_release_envelope(st, 1);
     if (st->message_id && st->status == CLEANUP_OK)
         msg_info("%s: message-id=%s", st->queue_id, st->message_id);
 }

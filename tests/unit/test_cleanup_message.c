@@ -26,6 +26,7 @@
 
 typedef struct result {
     int envelope_calls;
+    char *body;
     char *sender;
     cleanup_rcpt_list rcpts;
     vbuf content;
@@ -47,6 +48,7 @@ static int out_envelope(cleanup_state *st, void *ctx)
 
     r->envelope_calls++;
     r->sender = xstrdup(st->sender);
+    r->body = cleanup_get_attr(st, "body") ? xstrdup(cleanup_get_attr(st, "body")) : NULL;
     for (size_t i = 0; i < st->rcpts.n; i++)
         cleanup_rcpt_list_add(&r->rcpts, st->rcpts.v[i].addr, st->rcpts.v[i].orcpt, st->rcpts.v[i].orig,
                               st->rcpts.v[i].notify);
@@ -64,6 +66,7 @@ static int out_content(cleanup_state *st, const char *data, size_t len, void *ct
 static void result_free(result *r)
 {
     xfree(r->sender);
+    xfree(r->body);
     cleanup_rcpt_list_free(&r->rcpts);
     vbuf_release(&r->content);
 }
@@ -354,6 +357,34 @@ static void test_binary_body_passes_verbatim(void **state)
     assert_memory_equal(r.content.data + r.content.len - (sizeof(body) - 1), body, sizeof(body) - 1);
     cleanup_state_free(&st);
     result_free(&r);
+}
+
+static void test_undeclared_body_type_is_detected(void **state)
+{
+    const char *rc[] = {"bob@example.com", NULL};
+    size_t big = 1100 * 1024;
+    char *msg = xmalloc(big + 64);
+    result r;
+
+    (void) state;
+    assert_int_equal(run(NULL, 0, "a@x", rc, "Subject: s\r\n\r\nplain ascii\r\n", &r, NULL), CLEANUP_OK);
+    assert_string_equal(r.body, "7bit");
+    result_free(&r);
+    assert_int_equal(run(NULL, CLEANUP_FLAG_LOCAL, "a", rc, "Subject: s\n\ncaf\xc3\xa9\n", &r, NULL), CLEANUP_OK);
+    assert_string_equal(r.body, "8bitmime");
+    assert_non_null(strstr(r.content.data, "caf\xc3\xa9\r\n"));
+    result_free(&r);
+    /* Too much to hold back: undecided counts as 8-bit, and nothing is lost. */
+    memcpy(msg, "Subject: s\r\n\r\n", 14);
+    for (size_t i = 0; i < big; i++)
+        msg[14 + i] = (i % 80 == 79) ? '\n' : 'a';
+    msg[14 + big] = 0;
+    assert_int_equal(run(NULL, 0, "a@x", rc, msg, &r, NULL), CLEANUP_OK);
+    assert_string_equal(r.body, "8bitmime");
+    assert_int_equal(r.envelope_calls, 1);
+    assert_true(r.content.len > big);
+    result_free(&r);
+    xfree(msg);
 }
 
 /* ---- -t ---- */
@@ -741,6 +772,7 @@ int main(void)
         T(test_chunking_does_not_change_the_result),
         T(test_very_long_body_line_passes_intact),
         T(test_binary_body_passes_verbatim),
+        T(test_undeclared_body_type_is_detected),
         T(test_extract_takes_to_cc_bcc_and_drops_bcc),
         T(test_extract_prefers_resent_headers),
         T(test_extract_without_recipients_is_rejected),
