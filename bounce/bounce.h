@@ -12,9 +12,9 @@
 
 #include "bounce_log.h"
 
-#define DSN_KIND_FAILURE 0              /* request "bounce" */
-#define DSN_KIND_DELAY   1              /* request "delay" */
-#define DSN_KIND_SUCCESS 2              /* request "success" */
+#define DSN_KIND_FAILURE 0 /* request "bounce" */
+#define DSN_KIND_DELAY 1   /* request "delay" */
+#define DSN_KIND_SUCCESS 2 /* request "success" */
 
 /* Where the original message comes from, chunk by chunk (CRLF lines). */
 typedef ssize_t (*dsn_content_fn)(void *ctx, const char **data);
@@ -22,22 +22,22 @@ typedef ssize_t (*dsn_content_fn)(void *ctx, const char **data);
 typedef int (*dsn_write_fn)(void *ctx, const void *data, size_t len);
 
 typedef struct dsn_notice {
-    int kind;                           /* DSN_KIND_* */
-    int postmaster_copy;                /* a double bounce: the notice about a notice */
-    const char *myhostname;             /* Reporting-MTA */
-    const char *from;                   /* MAILER-DAEMON@myorigin */
-    const char *to;                     /* original sender, or the postmaster */
-    const char *queue_id;               /* the original message */
-    const char *message_id;             /* for the notice's Message-Id (without <>) */
+    int kind;               /* DSN_KIND_* */
+    int postmaster_copy;    /* a double bounce: the notice about a notice */
+    const char *myhostname; /* Reporting-MTA */
+    const char *from;       /* MAILER-DAEMON@myorigin */
+    const char *to;         /* original sender, or the postmaster */
+    const char *queue_id;   /* the original message */
+    const char *message_id; /* for the notice's Message-Id (without <>) */
     const char *boundary;
-    const char *orig_sender;            /* the original envelope sender ("" = null) */
-    const char *envid;                  /* RFC 3461 ENVID, NULL if none */
-    double arrival;                     /* original arrival time */
+    const char *orig_sender; /* the original envelope sender ("" = null) */
+    const char *envid;       /* RFC 3461 ENVID, NULL if none */
+    double arrival;          /* original arrival time */
     time_t now;
-    time_t retry_until;                 /* delays: Will-Retry-Until */
-    int ret_hdrs;                       /* return only the headers */
-    int body_8bit;                      /* original body type is 8BITMIME */
-    const bounce_log_entry *entries;    /* the recipients this notice covers */
+    time_t retry_until;              /* delays: Will-Retry-Until */
+    int ret_hdrs;                    /* return only the headers */
+    int body_8bit;                   /* original body type is 8BITMIME */
+    const bounce_log_entry *entries; /* the recipients this notice covers */
     size_t nentries;
     dsn_content_fn content;
     void *content_ctx;

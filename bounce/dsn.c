@@ -205,8 +205,7 @@ static void dsn_status_part(dsn_out *o, const dsn_notice *n)
     /* Per-message fields, §2.2. */
     dsn_line(o, "Reporting-MTA: dns; %s", n->myhostname);
     dsn_line(o, "X-Kite-Queue-ID: %s", n->queue_id);
-    dsn_line(o, "X-Kite-Sender: %s; %s", dsn_addr_type(n->orig_sender),
-             dsn_ascii(&tmp, n->orig_sender));
+    dsn_line(o, "X-Kite-Sender: %s; %s", dsn_addr_type(n->orig_sender), dsn_ascii(&tmp, n->orig_sender));
     if (n->envid)
         dsn_line(o, "Original-Envelope-Id: %s", dsn_ascii(&tmp, n->envid));
     dsn_format_date(date, sizeof(date), (time_t) n->arrival);
@@ -216,8 +215,7 @@ static void dsn_status_part(dsn_out *o, const dsn_notice *n)
         const bounce_log_entry *e = &n->entries[i];
 
         dsn_line(o, "%s", "");
-        dsn_line(o, "Final-Recipient: %s; %s", dsn_addr_type(e->rcpt.address),
-                 dsn_ascii(&tmp, e->rcpt.address));
+        dsn_line(o, "Final-Recipient: %s; %s", dsn_addr_type(e->rcpt.address), dsn_ascii(&tmp, e->rcpt.address));
         /* ORCPT is stored decoded as "type;address" (RFC 3461 §4.2). */
         if (e->rcpt.orcpt && strchr(e->rcpt.orcpt, ';'))
             dsn_line(o, "Original-Recipient: %s", dsn_ascii(&tmp, e->rcpt.orcpt));
@@ -248,9 +246,9 @@ static int dsn_header_only(dsn_out *o, const char *data, size_t len, int *bol, i
 
         if (*bol) {
             if (c == '\n')
-                return 1;               /* RFC 5322 §2.1: the header ends here */
+                return 1; /* RFC 5322 §2.1: the header ends here */
             if (c == '\r' && !*pending_cr) {
-                *pending_cr = 1;        /* maybe the start of the empty line */
+                *pending_cr = 1; /* maybe the start of the empty line */
                 continue;
             }
             if (*pending_cr)

@@ -43,16 +43,13 @@ static int notify_is_double_bounce_sender(const char *sender)
 {
     size_t n = strlen(var_double_bounce_sender);
 
-    return strncasecmp(sender, var_double_bounce_sender, n) == 0
-           && (sender[n] == 0 || sender[n] == '@');
+    return strncasecmp(sender, var_double_bounce_sender, n) == 0 && (sender[n] == 0 || sender[n] == '@');
 }
 
 /* notify_log_queue - which status log a request kind reads */
 static const char *notify_log_queue(int kind)
 {
-    return kind == DSN_KIND_FAILURE ? MAIL_QUEUE_BOUNCE
-           : kind == DSN_KIND_DELAY ? MAIL_QUEUE_DEFER
-                                    : MAIL_QUEUE_TRACE;
+    return kind == DSN_KIND_FAILURE ? MAIL_QUEUE_BOUNCE : kind == DSN_KIND_DELAY ? MAIL_QUEUE_DEFER : MAIL_QUEUE_TRACE;
 }
 
 /* notify_finish - what a request's completion removes */
@@ -76,13 +73,12 @@ static int notify_send(dsn_notice *n, qfile *q, const char *env_sender)
     vbuf_init(&err, 0);
     vbuf_init(&boundary, 0);
     vbuf_init(&mid, 0);
-    c = cleanup_open("private/cleanup", CLEANUP_FLAG_BOUNCE, &err);
+    c = cleanup_open("public/cleanup", CLEANUP_FLAG_BOUNCE, &err);
     if (c == NULL) {
         msg_warn("%s: cannot queue notice: %s", n->queue_id, vbuf_str(&err));
         goto out;
     }
-    (void) vbuf_printf(&boundary, "%s.%lld/%s", cleanup_queue_id(c), (long long) n->now,
-                       n->myhostname);
+    (void) vbuf_printf(&boundary, "%s.%lld/%s", cleanup_queue_id(c), (long long) n->now, n->myhostname);
     (void) vbuf_set(&mid, cleanup_queue_id(c));
     n->boundary = vbuf_str(&boundary);
     n->message_id = vbuf_str(&mid);
@@ -174,15 +170,14 @@ int bounce_notify(int kind, const char *queue_name, const char *queue_id)
     n.envid = qfile_attr(q, "envid");
     n.arrival = (v = qfile_attr(q, "arrival")) ? strtod(v, NULL) : 0;
     n.now = time(NULL);
-    n.retry_until = (time_t) n.arrival
-                    + conf_lookup_time("maximal_queue_lifetime", 5 * 86400L, 'd');
+    n.retry_until = (time_t) n.arrival + var_maximal_queue_lifetime;
     n.ret_hdrs = (v = qfile_attr(q, "ret")) != NULL && strcmp(v, "hdrs") == 0;
     v = qfile_attr(q, "body");
     n.body_8bit = v != NULL && strcmp(v, "7bit") != 0;
     if (kind != DSN_KIND_FAILURE || q->size > var_bounce_size_limit)
-        n.ret_hdrs = 1;                 /* RFC 3461 §4.3: full content only with failures */
+        n.ret_hdrs = 1; /* RFC 3461 §4.3: full content only with failures */
     if (v != NULL && strcmp(v, "binarymime") == 0)
-        n.ret_hdrs = 1;                 /* binary content cannot ride in message/rfc822 */
+        n.ret_hdrs = 1; /* binary content cannot ride in message/rfc822 */
     n.entries = entries;
     n.nentries = keep;
 

@@ -12,8 +12,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (n > 0) {
         for (int i = 0; i < n; i++)
-            if (entries[i].rcpt.address == NULL || entries[i].result.reason == NULL
-                || strlen(entries[i].result.dsn) < 5)
+            if (entries[i].rcpt.address == NULL || entries[i].result.reason == NULL ||
+                strlen(entries[i].result.dsn) < 5)
                 __builtin_trap();
         bounce_log_free(entries, (size_t) n);
     }

@@ -32,8 +32,8 @@ static void check_request(const deliver_request *req)
     vbuf line;
 
     deliver_request_encode(req, l);
-    if (deliver_request_decode(l, &again) != 0 || again.nrcpt != req->nrcpt
-        || strcmp(again.sender, req->sender) != 0 || strcmp(again.nexthop, req->nexthop) != 0)
+    if (deliver_request_decode(l, &again) != 0 || again.nrcpt != req->nrcpt || strcmp(again.sender, req->sender) != 0 ||
+        strcmp(again.nexthop, req->nexthop) != 0)
         abort();
     for (size_t i = 0; i < req->nrcpt; i++)
         if (again.rcpts[i].index != req->rcpts[i].index || strcmp(again.rcpts[i].address, req->rcpts[i].address) != 0)
@@ -52,8 +52,8 @@ static void check_result(const deliver_result *res)
     deliver_result again;
 
     deliver_result_encode(res, l);
-    if (deliver_result_decode(l, &again) != 1 || again.index != res->index || again.status != res->status
-        || strcmp(again.dsn, res->dsn) != 0 || strcmp(again.reason, res->reason) != 0)
+    if (deliver_result_decode(l, &again) != 1 || again.index != res->index || again.status != res->status ||
+        strcmp(again.dsn, res->dsn) != 0 || strcmp(again.reason, res->reason) != 0)
         abort();
     deliver_result_free(&again);
     attr_free(l);

@@ -57,7 +57,12 @@ int smtpd_queue_content(smtpd_session *s, const void *data, size_t len)
     return 0;
 }
 
-int smtpd_queue_finish(smtpd_session *s, vbuf *reason)
+int smtpd_queue_send_end(smtpd_session *s)
+{
+    return -1; /* the verdict is ready at once */
+}
+
+int smtpd_queue_verdict(smtpd_session *s, vbuf *reason)
 {
     struct fake_queue *q = (struct fake_queue *) s->queue;
 
@@ -91,7 +96,7 @@ static void setup(void)
     conf_override("smtpd_sasl_failure_delay", "0");
     conf_override("smtpd_sasl_auth_enable", "yes");
     conf_override("smtpd_tls_auth_only", "no");
-    conf_override("smtpd_sasl_password_maps", "static:{PLAIN}secret");
+    conf_override("smtpd_sasl_password_maps", "static:{{PLAIN}secret}");
     conf_override("smtpd_peername_lookup", "no");
     conf_override("smtpd_max_line_length", "200");
     if (conf_load("/nonexistent") != 0)

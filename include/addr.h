@@ -27,8 +27,8 @@
  */
 int addr_parse_path(const char *text, int flags, vbuf *out, size_t *used, const char **why);
 
-/* addr_quote - internal -> external form (quotes the local part if needed);
- * replaces the content of out; "" stays "" (the caller writes "<>") */
+/* addr_quote - internal -> external form (quotes the local part if needed),
+ * appended to out; "" appends nothing (the caller writes "<>") */
 void addr_quote(vbuf *out, const char *internal);
 
 /* addr_domain - the part after the last '@', or NULL */

@@ -1,6 +1,7 @@
 /*
  * base64 - RFC 4648 base64 (the standard alphabet, with padding).
- * Each function replaces the content of out; on failure out is empty.
+ * Encoding appends to out; decoding replaces the content of out (empty on
+ * failure).
  */
 #ifndef KITE_BASE64_H
 #define KITE_BASE64_H

@@ -43,5 +43,14 @@ int cleanup_content(cleanup_client *c, const void *data, size_t len);  /* 0 or -
  */
 int cleanup_finish(cleanup_client *c, vbuf *reason);
 void cleanup_abort(cleanup_client *c);  /* nothing gets queued */
+/*
+ * The same in two steps, for event-driven clients: cleanup_send_end sends the
+ * rest and "end" (0, or -1: the verdict will be a deferral); the verdict
+ * then arrives on cleanup_verdict_fd(); cleanup_verdict reads it (returns as
+ * cleanup_finish does) and frees the client.
+ */
+int cleanup_send_end(cleanup_client *c);
+int cleanup_verdict_fd(const cleanup_client *c);
+int cleanup_verdict(cleanup_client *c, vbuf *reason);
 
 #endif

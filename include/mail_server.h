@@ -24,6 +24,23 @@
  *                    frame ({request = NAME, ...}); the callback may write
  *                    one reply frame. Master's wakeup timer sends
  *                    {request = "wakeup"}.
+ *
+ * Details every daemon can rely on:
+ *   - single and trigger servers: the skeleton closes the client stream
+ *     after the callback returns; SIGTERM (stop, reload) lets the current
+ *     client finish, then the process exits.
+ *   - multi and trigger servers run on events.h: the service may add its
+ *     own descriptors and timers. multi_server: SIGTERM stops accepting and
+ *     the process exits when its last client is disconnected.
+ *   - Privileges: as root the skeleton drops to mail_owner unless the
+ *     daemon sets keep_root and master.cf says unpriv=n; it refuses to run
+ *     when mail_owner is missing or has uid/gid 0. Not root: no change.
+ *   - Logging: maillog_file when set (opened before chroot), else syslog;
+ *     the tag is "<syslog_name>/<program>" ("kite/smtpd"; with
+ *     "-o syslog_name=kite/submission": "kite/submission/smtpd").
+ *   - unlimited: the process never exits for max_use/max_idle (qmgr).
+ *   - The service name (mail_server_service()) tells apart services that
+ *     share a program, e.g. "local" and "virtual" both run local.
  */
 #ifndef KITE_MAIL_SERVER_H
 #define KITE_MAIL_SERVER_H

@@ -1,7 +1,8 @@
 /*
  * xtext - RFC 3461 §4 xtext ("+" followed by two uppercase hex digits for
  * '+', '=', and bytes outside "!".."~").
- * Each function replaces the content of out; on failure out is empty.
+ * Encoding appends to out; decoding replaces the content of out (empty on
+ * failure).
  */
 #ifndef KITE_XTEXT_H
 #define KITE_XTEXT_H

@@ -13,20 +13,21 @@
  */
 #include <arpa/inet.h>
 #include <string.h>
+#include <strings.h>
 
 #include "addr.h"
 #include "mymalloc.h"
 
 /* RFC 5321 §4.5.3.1 size limits, in octets */
-#define ADDR_LOCAL_MAX  64
+#define ADDR_LOCAL_MAX 64
 #define ADDR_DOMAIN_MAX 255
-#define ADDR_PATH_MAX   256
-#define ADDR_LABEL_MAX  63
+#define ADDR_PATH_MAX 256
+#define ADDR_LABEL_MAX 63
 
 /* Header address lists: bounds that no real header comes near */
-#define ADDR_LIST_ADDR_MAX     2048
+#define ADDR_LIST_ADDR_MAX 2048
 #define ADDR_LIST_COMMENT_DEPTH 32
-#define ADDR_LIST_MAX_ADDRS    10000
+#define ADDR_LIST_MAX_ADDRS 10000
 
 /* addr_is_atext - RFC 5322 §3.2.3 atext (ASCII part) */
 static int addr_is_atext(unsigned char c)
@@ -58,15 +59,15 @@ static size_t addr_utf8_len(const unsigned char *p, size_t avail)
     } else if (c >= 0xE0 && c <= 0xEF) {
         need = 3;
         if (c == 0xE0)
-            lo = 0xA0;                  /* no overlong forms */
+            lo = 0xA0; /* no overlong forms */
         else if (c == 0xED)
-            hi = 0x9F;                  /* no surrogates */
+            hi = 0x9F; /* no surrogates */
     } else if (c >= 0xF0 && c <= 0xF4) {
         need = 4;
         if (c == 0xF0)
             lo = 0x90;
         else if (c == 0xF4)
-            hi = 0x8F;                  /* nothing past U+10FFFF */
+            hi = 0x8F; /* nothing past U+10FFFF */
     } else {
         return 0;
     }
@@ -178,7 +179,7 @@ static size_t addr_scan_literal(const char *text)
     if (text[0] != '[' || (close = strchr(text, ']')) == NULL)
         return 0;
     inner = (size_t) (close - text - 1);
-    if (inner > 5 && strncmp(text + 1, "IPv6:", 5) == 0) {
+    if (inner > 5 && strncasecmp(text + 1, "IPv6:", 5) == 0) { /* ABNF strings ignore case */
         char v6[INET6_ADDRSTRLEN + 1];
         unsigned char bin[16];
 
@@ -334,8 +335,14 @@ static size_t addr_scan_mailbox(const char *text, int flags, vbuf *out, const ch
         *why = "local part too long";
         return 0;
     }
-    if (text[local] != '@')
+    if (text[local] != '@') {
+        /* No domain (<Postmaster>): an '@' inside would make the internal form ambiguous. */
+        if (memchr(out->data + start, '@', out->len - start) != NULL) {
+            *why = "bad address syntax";
+            return 0;
+        }
         return local;
+    }
     if (text[local + 1] == '[')
         dom = addr_scan_literal(text + local + 1);
     else
@@ -367,7 +374,7 @@ int addr_parse_path(const char *text, int flags, vbuf *out, size_t *used, const 
     if (why == NULL)
         why = &dummy;
     vbuf_reset(out);
-    while (text[i] == ' ')              /* tolerated: "MAIL FROM: <a@b>" */
+    while (text[i] == ' ') /* tolerated: "MAIL FROM: <a@b>" */
         i++;
     start = i;
     if (text[i] != '<') {
@@ -400,7 +407,7 @@ int addr_parse_path(const char *text, int flags, vbuf *out, size_t *used, const 
             *used = i + 1;
         return 0;
     }
-    if (text[i] == '@') {               /* RFC 5321 §4.1.2: source route, ignored (§C) */
+    if (text[i] == '@') { /* RFC 5321 §4.1.2: source route, ignored (§C) */
         if ((n = addr_scan_route(text + i, (flags & ADDR_ALLOW_UTF8) != 0)) == 0) {
             *why = "bad source route syntax";
             goto bad;
@@ -455,28 +462,31 @@ static int addr_local_is_dot_string(const char *local, size_t len)
     return !prev_dot;
 }
 
-/* addr_quote - internal -> external form (RFC 5321 §4.1.2: quote the local part if needed) */
+/* addr_quote - append the external form (RFC 5321 §4.1.2: the local part quoted if needed) */
 void addr_quote(vbuf *out, const char *internal)
 {
     const char *at = strrchr(internal, '@');
     size_t llen = at ? (size_t) (at - internal) : strlen(internal);
+    size_t start = out->len;
+    int bad = 0;
 
-    vbuf_reset(out);
     if (*internal == 0)
-        return;                         /* the null sender stays empty */
+        return; /* the null sender stays empty */
     if (addr_local_is_dot_string(internal, llen)) {
-        (void) vbuf_append(out, internal, llen);
+        bad |= vbuf_append(out, internal, llen);
     } else {
-        (void) vbuf_putc(out, '"');
+        bad |= vbuf_putc(out, '"');
         for (size_t i = 0; i < llen; i++) {
             if (internal[i] == '"' || internal[i] == '\\')
-                (void) vbuf_putc(out, '\\');
-            (void) vbuf_putc(out, internal[i]);
+                bad |= vbuf_putc(out, '\\');
+            bad |= vbuf_putc(out, internal[i]);
         }
-        (void) vbuf_putc(out, '"');
+        bad |= vbuf_putc(out, '"');
     }
     if (at)
-        (void) vbuf_puts(out, at);
+        bad |= vbuf_puts(out, at);
+    if (bad)
+        vbuf_truncate(out, start); /* all or nothing */
 }
 
 /* addr_domain - the part after the last '@', or NULL */
@@ -511,8 +521,8 @@ enum addr_tok_type { TOK_ATOM, TOK_QSTRING, TOK_LITERAL, TOK_SPECIAL, TOK_END };
 
 typedef struct addr_tok {
     enum addr_tok_type type;
-    int special;                        /* TOK_SPECIAL: the character */
-    vbuf text;                          /* words: unquoted content */
+    int special; /* TOK_SPECIAL: the character */
+    vbuf text;   /* words: unquoted content */
 } addr_tok;
 
 typedef struct addr_lexer {
@@ -532,7 +542,7 @@ static int addr_skip_cfws(addr_lexer *lx)
 
             do {
                 if (*lx->p == 0)
-                    return -1;          /* unterminated comment */
+                    return -1; /* unterminated comment */
                 if (*lx->p == '\\' && lx->p[1])
                     lx->p++;
                 else if (*lx->p == '(' && ++depth > ADDR_LIST_COMMENT_DEPTH)
@@ -555,7 +565,7 @@ static int addr_next_token(addr_lexer *lx, addr_tok *tok)
         tok->type = TOK_END;
         return 0;
     }
-    if (*lx->p == '"') {                /* RFC 5322 §3.2.4 quoted-string */
+    if (*lx->p == '"') { /* RFC 5322 §3.2.4 quoted-string */
         lx->p++;
         for (; *lx->p != '"'; lx->p++) {
             unsigned char c = *lx->p;
@@ -567,11 +577,11 @@ static int addr_next_token(addr_lexer *lx, addr_tok *tok)
                 if (c == 0 || c == '\r' || c == '\n')
                     return -1;
             } else if (c == '\r' || c == '\n') {
-                continue;               /* folding: the CRLF goes, the WSP stays */
+                continue; /* folding: the CRLF goes, the WSP stays */
             }
             if ((c < 32 && c != '\t') || c == 127)
                 return -1;
-            if (c >= 0x80) {            /* RFC 6532 §3.2: UTF-8 only */
+            if (c >= 0x80) { /* RFC 6532 §3.2: UTF-8 only */
                 size_t n = addr_utf8_len(lx->p, strlen((const char *) lx->p));
 
                 if (n == 0 || vbuf_append(&tok->text, lx->p, n) < 0)
@@ -586,7 +596,7 @@ static int addr_next_token(addr_lexer *lx, addr_tok *tok)
         tok->type = TOK_QSTRING;
         return 0;
     }
-    if (*lx->p == '[') {                /* domain-literal; inner white space dropped */
+    if (*lx->p == '[') { /* domain-literal; inner white space dropped */
         if (vbuf_putc(&tok->text, '[') < 0)
             return -1;
         for (lx->p++; *lx->p != ']'; lx->p++) {
@@ -607,7 +617,7 @@ static int addr_next_token(addr_lexer *lx, addr_tok *tok)
     }
     if (addr_is_atext(*lx->p) || *lx->p >= 0x80) {
         while (addr_is_atext(*lx->p) || *lx->p >= 0x80) {
-            if (*lx->p >= 0x80) {       /* RFC 6532 §3.2: UTF-8 in headers */
+            if (*lx->p >= 0x80) { /* RFC 6532 §3.2: UTF-8 in headers */
                 size_t n = addr_utf8_len(lx->p, strlen((const char *) lx->p));
 
                 if (n == 0 || vbuf_append(&tok->text, lx->p, n) < 0)
@@ -627,7 +637,7 @@ static int addr_next_token(addr_lexer *lx, addr_tok *tok)
         tok->special = *lx->p++;
         return 0;
     }
-    return -1;                          /* ')' , ']' , '\\' or a control character */
+    return -1; /* ')' , ']' , '\\' or a control character */
 }
 
 /* The token stream, read fully up front. */
@@ -764,7 +774,7 @@ static int addr_list_mailbox(addr_toks *t, int in_group, addr_results *r, vbuf *
             lt = end;
         }
         if (tok_is(t, end, ':') && !have_lt)
-            return -1;                  /* a group inside a group */
+            return -1; /* a group inside a group */
     }
     t->pos = end;
     if (have_lt) {
@@ -773,10 +783,11 @@ static int addr_list_mailbox(addr_toks *t, int in_group, addr_results *r, vbuf *
         for (gt = a; gt < end && !tok_is(t, gt, '>'); gt++)
             ;
         if (gt == end || gt + 1 != end)
-            return -1;                  /* no '>' or text after it */
-        /* display-name: words and, as in obs-phrase, dots */
+            return -1; /* no '>' or text after it */
+        /* display-name: words and, as in obs-phrase, dots; an unquoted '@'
+         * ("john@example.com <john@example.com>") is common and harmless */
         for (size_t k = i; k < lt; k++)
-            if (!tok_is_word(t, k) && !tok_is(t, k, '.'))
+            if (!tok_is_word(t, k) && !tok_is(t, k, '.') && !tok_is(t, k, '@'))
                 return -1;
         if (a < gt && tok_is(t, a, '@')) { /* obs-route: "@a,@b:" is dropped */
             while (a < gt && !tok_is(t, a, ':'))
@@ -786,12 +797,12 @@ static int addr_list_mailbox(addr_toks *t, int in_group, addr_results *r, vbuf *
             a++;
         }
         if (a == gt)
-            return 0;                   /* "<>" tolerated, nothing to add */
+            return 0; /* "<>" tolerated, nothing to add */
         if (addr_list_addr_spec(t, a, gt, scratch) < 0)
             return -1;
     } else {
         if (i == end)
-            return 1;                   /* empty element */
+            return 1; /* empty element */
         if (addr_list_addr_spec(t, i, end, scratch) < 0)
             return -1;
     }
@@ -823,7 +834,7 @@ static int addr_list_parse_all(addr_toks *t, addr_results *r)
         if (group) {
             colon = k;
             if (colon == t->pos) {
-                ret = -1;               /* a group needs a name */
+                ret = -1; /* a group needs a name */
                 break;
             }
             for (k = t->pos; k < colon; k++)
@@ -844,7 +855,7 @@ static int addr_list_parse_all(addr_toks *t, addr_results *r)
             }
             if (ret < 0)
                 break;
-            t->pos++;                   /* the ';' */
+            t->pos++; /* the ';' */
         } else if (addr_list_mailbox(t, 0, r, &scratch) < 0) {
             ret = -1;
             break;

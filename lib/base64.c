@@ -6,7 +6,7 @@
  * rejects characters outside the alphabet (white space included), input
  * whose length is not a multiple of four, misplaced or excess padding, and
  * non-zero pad bits (RFC 4648 §3.5), so each byte string has exactly one
- * accepted encoding. Both functions replace the content of out.
+ * accepted encoding. Encoding appends to out; decoding replaces its content.
  */
 #include <string.h>
 
@@ -30,30 +30,38 @@ static int b64_value(unsigned char c)
     return -1;
 }
 
-/* base64_encode - encode len bytes into out (RFC 4648 §4, padded) */
+/* base64_encode - append len bytes to out as base64 (RFC 4648 §4, padded; nothing if it does not fit) */
 void base64_encode(vbuf *out, const void *data, size_t len)
 {
     const unsigned char *p = data;
-    size_t i;
+    size_t i, start = out->len;
+    char q[4];
 
-    vbuf_reset(out);
     for (i = 0; i + 3 <= len; i += 3) {
-        char q[4] = {b64_alphabet[p[i] >> 2], b64_alphabet[((p[i] & 3) << 4) | (p[i + 1] >> 4)],
-                     b64_alphabet[((p[i + 1] & 15) << 2) | (p[i + 2] >> 6)], b64_alphabet[p[i + 2] & 63]};
-
+        q[0] = b64_alphabet[p[i] >> 2];
+        q[1] = b64_alphabet[((p[i] & 3) << 4) | (p[i + 1] >> 4)];
+        q[2] = b64_alphabet[((p[i + 1] & 15) << 2) | (p[i + 2] >> 6)];
+        q[3] = b64_alphabet[p[i + 2] & 63];
         if (vbuf_append(out, q, 4) < 0)
-            return;
+            goto full;
     }
     if (len - i == 1) {
-        char q[4] = {b64_alphabet[p[i] >> 2], b64_alphabet[(p[i] & 3) << 4], '=', '='};
-
-        (void) vbuf_append(out, q, 4);
+        q[0] = b64_alphabet[p[i] >> 2];
+        q[1] = b64_alphabet[(p[i] & 3) << 4];
+        q[2] = q[3] = '=';
+        if (vbuf_append(out, q, 4) < 0)
+            goto full;
     } else if (len - i == 2) {
-        char q[4] = {b64_alphabet[p[i] >> 2], b64_alphabet[((p[i] & 3) << 4) | (p[i + 1] >> 4)],
-                     b64_alphabet[(p[i + 1] & 15) << 2], '='};
-
-        (void) vbuf_append(out, q, 4);
+        q[0] = b64_alphabet[p[i] >> 2];
+        q[1] = b64_alphabet[((p[i] & 3) << 4) | (p[i + 1] >> 4)];
+        q[2] = b64_alphabet[(p[i + 1] & 15) << 2];
+        q[3] = '=';
+        if (vbuf_append(out, q, 4) < 0)
+            goto full;
     }
+    return;
+full:
+    vbuf_truncate(out, start);
 }
 
 /* base64_decode - decode len characters of text into out; 0, or -1 (out emptied) */
@@ -76,7 +84,7 @@ int base64_decode(vbuf *out, const char *text, size_t len)
         if (v2 >= 0 && v3 >= 0) {
             n = 3;
         } else if (last && v2 >= 0 && t[i + 3] == '=') {
-            if (v2 & 3)                 /* §3.5: pad bits must be zero */
+            if (v2 & 3) /* §3.5: pad bits must be zero */
                 goto bad;
             n = 2;
         } else if (last && t[i + 2] == '=' && t[i + 3] == '=') {

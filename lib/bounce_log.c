@@ -27,9 +27,9 @@
 #include "stream.h"
 #include "vbuf.h"
 
-#define BOUNCE_LOG_MAX_RECORD (256 * 1024)      /* one recipient's record */
-#define BOUNCE_LOG_MAX_FILE   (64 * 1024 * 1024)
-#define BOUNCE_LOG_MAX_TEXT   (64 * 1024)       /* reason, diag, addresses */
+#define BOUNCE_LOG_MAX_RECORD (256 * 1024) /* one recipient's record */
+#define BOUNCE_LOG_MAX_FILE (64 * 1024 * 1024)
+#define BOUNCE_LOG_MAX_TEXT (64 * 1024) /* reason, diag, addresses */
 
 /* bounce_log_dsn_ok - "X.Y.Z" with X in 2/4/5, Y and Z of 1..3 digits */
 static int bounce_log_dsn_ok(const char *dsn)
@@ -76,8 +76,7 @@ static int bounce_log_action_ok(const char *a)
 }
 
 /* bounce_log_encode - one record (length prefix + payload) into out */
-static void bounce_log_encode(vbuf *out, const deliver_rcpt *rcpt, const deliver_result *res,
-                              long long when)
+static void bounce_log_encode(vbuf *out, const deliver_rcpt *rcpt, const deliver_result *res, long long when)
 {
     attr_list *l = attr_new();
     vbuf payload;
@@ -134,8 +133,7 @@ static int bounce_log_mkdirs(const char *path)
 }
 
 /* bounce_log_append - add one record to LOGQUEUE/ID and fsync it; 0 or -1 */
-int bounce_log_append(const char *log_queue, const char *queue_id, const deliver_rcpt *rcpt,
-                      const deliver_result *res)
+int bounce_log_append(const char *log_queue, const char *queue_id, const deliver_rcpt *rcpt, const deliver_result *res)
 {
     vbuf path, rec;
     struct stat st;
@@ -230,16 +228,14 @@ static int bounce_log_parse_record(const void *payload, size_t len, bounce_log_e
 
     if (attr_decode(l, payload, len) != 0 || attr_scan(l, specs) != 0)
         goto out;
-    if (index < 0 || index > 100000000 || notify < 0 || notify > 15 || status < DELIVER_OK
-        || status > DELIVER_BOUNCE || (relayed != 0 && relayed != 1) || when < 0)
+    if (index < 0 || index > 100000000 || notify < 0 || notify > 15 || status < DELIVER_OK || status > DELIVER_BOUNCE ||
+        (relayed != 0 && relayed != 1) || when < 0)
         goto out;
     if (!bounce_log_dsn_ok(dsn) || !bounce_log_action_ok(action))
         goto out;
-    if (!bounce_log_text_ok(address) || !bounce_log_text_ok(reason)
-        || (orcpt && !bounce_log_text_ok(orcpt)) || (orig && !bounce_log_text_ok(orig))
-        || (relay && !bounce_log_text_ok(relay))
-        || (remote_mta && !bounce_log_text_ok(remote_mta))
-        || (diag && !bounce_log_text_ok(diag)))
+    if (!bounce_log_text_ok(address) || !bounce_log_text_ok(reason) || (orcpt && !bounce_log_text_ok(orcpt)) ||
+        (orig && !bounce_log_text_ok(orig)) || (relay && !bounce_log_text_ok(relay)) ||
+        (remote_mta && !bounce_log_text_ok(remote_mta)) || (diag && !bounce_log_text_ok(diag)))
         goto out;
     memset(e, 0, sizeof(*e));
     e->rcpt.index = (long) index;
@@ -249,7 +245,7 @@ static int bounce_log_parse_record(const void *payload, size_t len, bounce_log_e
     e->rcpt.notify = (int) notify;
     e->result.index = (long) index;
     e->result.status = (int) status;
-    memcpy(e->result.dsn, dsn, strlen(dsn) + 1);    /* at most 9 bytes: checked */
+    memcpy(e->result.dsn, dsn, strlen(dsn) + 1); /* at most 9 bytes: checked */
     e->result.action = xstrdup(action);
     e->result.reason = xstrdup(reason);
     e->result.relay = relay ? xstrdup(relay) : NULL;
@@ -276,8 +272,7 @@ int bounce_log_parse(const void *data, size_t len, bounce_log_entry **entries)
 
         if (len - pos < 4)
             goto bad;
-        rlen = ((size_t) p[pos] << 24) | ((size_t) p[pos + 1] << 16) | ((size_t) p[pos + 2] << 8)
-               | p[pos + 3];
+        rlen = ((size_t) p[pos] << 24) | ((size_t) p[pos + 1] << 16) | ((size_t) p[pos + 2] << 8) | p[pos + 3];
         pos += 4;
         if (rlen == 0 || rlen > BOUNCE_LOG_MAX_RECORD || rlen > len - pos)
             goto bad;
@@ -334,8 +329,7 @@ int bounce_log_read(const char *log_queue, const char *queue_id, bounce_log_entr
         if (n == 0)
             break;
         if (n < 0 || vbuf_append(&data, buf, (size_t) n) != 0) {
-            msg_warn("%s: read %s: %s", queue_id, vbuf_str(&path),
-                     n < 0 ? strerror(errno) : "file too large");
+            msg_warn("%s: read %s: %s", queue_id, vbuf_str(&path), n < 0 ? strerror(errno) : "file too large");
             (void) close(fd);
             goto out;
         }
@@ -414,8 +408,7 @@ int bounce_request(const char *kind, const char *queue_name, const char *queue_i
         goto out;
     ret = status == 0 ? 0 : -1;
     if (ret != 0)
-        msg_info("%s: bounce service: %s request deferred%s%s", queue_id, kind, why ? ": " : "",
-                 why ? why : "");
+        msg_info("%s: bounce service: %s request deferred%s%s", queue_id, kind, why ? ": " : "", why ? why : "");
 out:
     attr_free(req);
     attr_free(reply);

@@ -226,6 +226,36 @@ static void cc_free(cleanup_client *c)
 /* cleanup_finish - end the message and wait for cleanup's verdict */
 int cleanup_finish(cleanup_client *c, vbuf *reason)
 {
+    cleanup_send_end(c);
+    return cleanup_verdict(c, reason);
+}
+
+/* cleanup_send_end - send what is left and "end" without waiting for the verdict */
+int cleanup_send_end(cleanup_client *c)
+{
+    attr_list *f;
+
+    if (c->failed || cc_send_envelope(c) < 0 || cc_send_chunk(c) < 0) {
+        c->failed = 1;
+        return -1;
+    }
+    f = attr_new();
+    attr_put_str(f, "request", "end");
+    if (cc_write(c, f) < 0)
+        c->failed = 1;
+    attr_free(f);
+    return c->failed ? -1 : 0;
+}
+
+/* cleanup_verdict_fd - the descriptor the verdict arrives on */
+int cleanup_verdict_fd(const cleanup_client *c)
+{
+    return stream_fd(c->s);
+}
+
+/* cleanup_verdict - read the verdict after cleanup_send_end; frees the client */
+int cleanup_verdict(cleanup_client *c, vbuf *reason)
+{
     attr_list *f;
     long long status = CLEANUP_DEFER;
     const char *text = NULL;
@@ -234,16 +264,13 @@ int cleanup_finish(cleanup_client *c, vbuf *reason)
     int st, ret = CLEANUP_DEFER;
 
     vbuf_reset(reason);
-    if (cc_send_envelope(c) < 0 || cc_send_chunk(c) < 0) {
+    if (c->failed) {
         vbuf_set(reason, "4.3.0 queue file write error (cleanup service unavailable)");
         cc_free(c);
         return CLEANUP_DEFER;
     }
     f = attr_new();
-    attr_put_str(f, "request", "end");
-    if (cc_write(c, f) < 0) {
-        vbuf_set(reason, "4.3.0 queue file write error (cleanup service unavailable)");
-    } else if ((st = attr_read(c->s, f, CLEANUP_REPLY_MAX)) < 0) {
+    if ((st = attr_read(c->s, f, CLEANUP_REPLY_MAX)) < 0) {
         msg_warn("cleanup %s: no reply: %s", c->id, st == ATTR_BAD ? "malformed frame" : stream_strerror(st));
         vbuf_set(reason, "4.3.0 queue file write error (no reply from cleanup)");
     } else if (attr_scan(f, spec) < 0 ||

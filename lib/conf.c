@@ -636,7 +636,10 @@ static int conf_eval(void)
         if (conf_eval_one(p) < 0) {
             errors++;
             /* Fall back to the default so that later code sees a sane value. */
-            if (p->type != CONF_STR) {
+            if (p->type == CONF_STR) {
+                if (*(char **) p->var == NULL)  /* never NULL, even after a failed expansion */
+                    *(char **) p->var = xstrdup("");
+            } else {
                 long n = 0;
                 int b = 0;
 

@@ -63,8 +63,8 @@ static int deliver_name_ok(const char *s)
     if (n == 0 || n > DELIVER_MAX_NAME || s[0] == '.')
         return 0;
     for (const char *p = s; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_'
-              || *p == '-' || *p == '.'))
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' ||
+              *p == '-' || *p == '.'))
             return 0;
     return 1;
 }
@@ -200,19 +200,19 @@ int deliver_request_decode(const attr_list *list, deliver_request *req)
         msg_warn("deliver_request: bad queue name or queue ID");
         return -1;
     }
-    if (!deliver_name_ok(transport) || !deliver_text_ok(nexthop, DELIVER_MAX_ADDR) || !*nexthop
-        || strchr(nexthop, ' ')) {
+    if (!deliver_name_ok(transport) || !deliver_text_ok(nexthop, DELIVER_MAX_ADDR) || !*nexthop ||
+        strchr(nexthop, ' ')) {
         msg_warn("deliver_request: %s: bad transport or next hop", qid);
         return -1;
     }
-    if (!deliver_text_ok(sender, DELIVER_MAX_ADDR) || (envid && !deliver_text_ok(envid, 100))
-        || (cname && !deliver_text_ok(cname, DELIVER_MAX_NAME)) || (caddr && !deliver_text_ok(caddr, DELIVER_MAX_NAME))) {
+    if (!deliver_text_ok(sender, DELIVER_MAX_ADDR) || (envid && !deliver_text_ok(envid, 100)) ||
+        (cname && !deliver_text_ok(cname, DELIVER_MAX_NAME)) || (caddr && !deliver_text_ok(caddr, DELIVER_MAX_NAME))) {
         msg_warn("deliver_request: %s: bad sender, envid or client", qid);
         return -1;
     }
-    if (ret < 0 || ret > DELIVER_RET_HDRS || body < DELIVER_BODY_7BIT || body > DELIVER_BODY_BINARYMIME
-        || (utf8 != 0 && utf8 != 1) || size < 0 || arrival < 0 || active < 0 || flags < 0
-        || flags > (DELIVER_FLAG_VERIFY | DELIVER_FLAG_BOUNCE)) {
+    if (ret < 0 || ret > DELIVER_RET_HDRS || body < DELIVER_BODY_7BIT || body > DELIVER_BODY_BINARYMIME ||
+        (utf8 != 0 && utf8 != 1) || size < 0 || arrival < 0 || active < 0 || flags < 0 ||
+        flags > (DELIVER_FLAG_VERIFY | DELIVER_FLAG_BOUNCE)) {
         msg_warn("deliver_request: %s: bad envelope value", qid);
         return -1;
     }
@@ -250,8 +250,8 @@ int deliver_request_decode(const attr_list *list, deliver_request *req)
         }
         memcpy(&idx, v[0], sizeof(idx));
         memcpy(&notify, v[4], sizeof(notify));
-        if (idx < 0 || idx > 100000000 || notify < 0 || notify > 15 || !deliver_text_ok(v[1], DELIVER_MAX_ADDR)
-            || !deliver_text_ok(v[2], DELIVER_MAX_ADDR) || !deliver_text_ok(v[3], DELIVER_MAX_ADDR)) {
+        if (idx < 0 || idx > 100000000 || notify < 0 || notify > 15 || !deliver_text_ok(v[1], DELIVER_MAX_ADDR) ||
+            !deliver_text_ok(v[2], DELIVER_MAX_ADDR) || !deliver_text_ok(v[3], DELIVER_MAX_ADDR)) {
             msg_warn("deliver_request: %s: bad recipient", qid);
             goto bad;
         }
@@ -388,7 +388,8 @@ int deliver_result_decode(const attr_list *list, deliver_result *res)
         msg_warn("deliver_result: unexpected request \"%.100s\"", request);
         return -1;
     }
-    if (index < 0 || index > 100000000 || status < DELIVER_OK || status > DELIVER_BOUNCE || (no_dsn != 0 && no_dsn != 1)) {
+    if (index < 0 || index > 100000000 || status < DELIVER_OK || status > DELIVER_BOUNCE ||
+        (no_dsn != 0 && no_dsn != 1)) {
         msg_warn("deliver_result: bad index, status or flag");
         return -1;
     }
@@ -396,9 +397,9 @@ int deliver_result_decode(const attr_list *list, deliver_result *res)
         msg_warn("deliver_result: bad dsn or action");
         return -1;
     }
-    if (!deliver_text_ok(reason, DELIVER_MAX_TEXT) || (relay && !deliver_text_ok(relay, DELIVER_MAX_ADDR))
-        || (remote_mta && !deliver_text_ok(remote_mta, DELIVER_MAX_ADDR))
-        || (diag && !deliver_text_ok(diag, DELIVER_MAX_TEXT))) {
+    if (!deliver_text_ok(reason, DELIVER_MAX_TEXT) || (relay && !deliver_text_ok(relay, DELIVER_MAX_ADDR)) ||
+        (remote_mta && !deliver_text_ok(remote_mta, DELIVER_MAX_ADDR)) ||
+        (diag && !deliver_text_ok(diag, DELIVER_MAX_TEXT))) {
         msg_warn("deliver_result: bad text in reason, relay or diagnostic");
         return -1;
     }
@@ -483,7 +484,7 @@ void deliver_format_delay(vbuf *out, double secs)
     long long hundredths;
     size_t n;
 
-    if (!(secs > 0))                    /* also catches NaN */
+    if (!(secs > 0)) /* also catches NaN */
         secs = 0;
     if (secs >= 10) {
         (void) vbuf_printf(out, "%lld", (long long) secs);

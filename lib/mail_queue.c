@@ -148,8 +148,7 @@ int mail_queue_move(const char *id, const char *from, const char *to)
     mail_queue_path(&src, from, id);
     mail_queue_path(&dst, to, id);
     if (rename(vbuf_str(&src), vbuf_str(&dst)) < 0) {
-        if (errno != ENOENT || make_hash_dirs(vbuf_str(&dst)) < 0 ||
-            rename(vbuf_str(&src), vbuf_str(&dst)) < 0)
+        if (errno != ENOENT || make_hash_dirs(vbuf_str(&dst)) < 0 || rename(vbuf_str(&src), vbuf_str(&dst)) < 0)
             goto done;
     }
     dir_of(&dir, vbuf_str(&dst));
@@ -246,7 +245,7 @@ static const struct queue_dir_spec {
 static int fix_dir(const char *path, mode_t mode, uid_t uid, gid_t gid, vbuf *why)
 {
     struct stat st;
-    int fd;
+    int fd, created = 0;
 
     if (lstat(path, &st) < 0) {
         if (errno != ENOENT) {
@@ -257,6 +256,7 @@ static int fix_dir(const char *path, mode_t mode, uid_t uid, gid_t gid, vbuf *wh
             vbuf_printf(why, "mkdir %s: %s; ", path, strerror(errno));
             return -1;
         }
+        created = 1;
         if (lstat(path, &st) < 0) {
             vbuf_printf(why, "%s: %s; ", path, strerror(errno));
             return -1;
@@ -281,7 +281,8 @@ static int fix_dir(const char *path, mode_t mode, uid_t uid, gid_t gid, vbuf *wh
             close(fd);
             return -1;
         }
-        msg_info("%s: owner set to %ld:%ld", path, (long) uid, (long) gid);
+        if (!created)
+            msg_info("%s: owner set to %ld:%ld", path, (long) uid, (long) gid);
     }
     /* fchown may clear set-id bits; compare and set the mode last. */
     if (fstat(fd, &st) == 0 && (st.st_mode & 07777) != mode) {
@@ -290,7 +291,8 @@ static int fix_dir(const char *path, mode_t mode, uid_t uid, gid_t gid, vbuf *wh
             close(fd);
             return -1;
         }
-        msg_info("%s: mode set to %04o", path, (unsigned) mode);
+        if (!created)
+            msg_info("%s: mode set to %04o", path, (unsigned) mode);
     }
     close(fd);
     return 0;

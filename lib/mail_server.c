@@ -33,7 +33,7 @@
 #include "stream.h"
 #include "vbuf.h"
 
-#define TRIGGER_FRAME_MAX  (64 * 1024)
+#define TRIGGER_FRAME_MAX (64 * 1024)
 #define TRIGGER_READ_TIMEOUT 10
 
 enum ms_kind { MS_SINGLE, MS_MULTI, MS_TRIGGER };
@@ -48,8 +48,8 @@ static int ms_unpriv;
 static const mail_server_hooks *ms_hooks;
 static const mail_server_hooks ms_no_hooks;
 static long ms_use_count;
-static long ms_client_count;            /* multi_server: open clients */
-static int ms_status = -1;              /* last status reported */
+static long ms_client_count; /* multi_server: open clients */
+static int ms_status = -1;   /* last status reported */
 static volatile sig_atomic_t ms_stop;
 static multi_service_fn ms_multi_fn;
 static trigger_service_fn ms_trigger_fn;
@@ -164,8 +164,8 @@ static void ms_drop_privileges(void)
     uid = pw->pw_uid;
     gid = pw->pw_gid;
     if (uid == 0 || gid == 0)
-        msg_fatal("mail_owner \"%s\" must not have root privileges (uid %ld, gid %ld)", var_mail_owner,
-                  (long) uid, (long) gid);
+        msg_fatal("mail_owner \"%s\" must not have root privileges (uid %ld, gid %ld)", var_mail_owner, (long) uid,
+                  (long) gid);
     if (ms_chroot) {
         if (chroot(var_queue_directory) < 0)
             msg_fatal("chroot %s: %m", var_queue_directory);
@@ -281,7 +281,7 @@ static void ms_init(int argc, char **argv, const mail_server_hooks *hooks)
     if (sigaction(SIGPIPE, &sa, NULL) < 0)
         msg_fatal("sigaction SIGPIPE: %m");
     sa.sa_handler = ms_sigterm;
-    if (sigaction(SIGTERM, &sa, NULL) < 0)  /* no SA_RESTART: poll wakes up */
+    if (sigaction(SIGTERM, &sa, NULL) < 0) /* no SA_RESTART: poll wakes up */
         msg_fatal("sigaction SIGTERM: %m");
 
     if (ms_hooks->pre_jail)
@@ -317,8 +317,10 @@ static int ms_accept(int lfd)
 /*
  * Stand-alone streams: read from stdin, write to stdout. When they are the
  * same socket an ordinary stream is used; otherwise this transport writes
- * to descriptor 1 (kept blocking) while the stream polls descriptor 0.
+ * to descriptor 1 while the stream polls descriptor 0.
  */
+
+/* stdio_read - read from stdin */
 static ssize_t stdio_read(void *ctx, int fd, void *buf, size_t len, short *want)
 {
     ssize_t n;
@@ -332,6 +334,7 @@ static ssize_t stdio_read(void *ctx, int fd, void *buf, size_t len, short *want)
     return n;
 }
 
+/* stdio_write - write to stdout, whatever descriptor the stream polls */
 static ssize_t stdio_write(void *ctx, int fd, const void *buf, size_t len, short *want)
 {
     ssize_t n;
@@ -339,12 +342,19 @@ static ssize_t stdio_write(void *ctx, int fd, const void *buf, size_t len, short
     (void) ctx;
     (void) fd;
     (void) want;
-    do
+    for (;;) {
+        struct pollfd pfd = {STDOUT_FILENO, POLLOUT, 0};
+
         n = write(STDOUT_FILENO, buf, len);
-    while (n < 0 && errno == EINTR);
-    return n;
+        if (n >= 0 || (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK))
+            return n;
+        /* The stream polls stdin; a non-blocking stdout is waited for here. */
+        if (errno != EINTR && poll(&pfd, 1, -1) < 0 && errno != EINTR)
+            return -1;
+    }
 }
 
+/* stdio_pending - nothing is held back by this transport */
 static size_t stdio_pending(void *ctx)
 {
     (void) ctx;
@@ -410,7 +420,7 @@ void single_server_main(int argc, char **argv, single_service_fn fn, const mail_
             pfd[i].revents = 0;
         }
         pfd[ms_listen_count].fd = MAIL_SERVER_STATUS_FD;
-        pfd[ms_listen_count].events = 0;    /* POLLERR when master is gone */
+        pfd[ms_listen_count].events = 0; /* POLLERR when master is gone */
         pfd[ms_listen_count].revents = 0;
         n = ppoll(pfd, (nfds_t) ms_listen_count + 1, ms_hooks->unlimited ? NULL : &ts, &wait_mask);
         if (n < 0) {
@@ -424,7 +434,7 @@ void single_server_main(int argc, char **argv, single_service_fn fn, const mail_
             ms_exit(0);
         }
         if (pfd[ms_listen_count].revents)
-            ms_exit(0);                 /* master went away */
+            ms_exit(0); /* master went away */
         for (int i = 0; i < ms_listen_count && !ms_stop; i++) {
             stream *s;
             int fd;
@@ -477,7 +487,7 @@ static void ms_stop_listening(void)
 {
     for (int i = 0; i < ms_listen_count; i++)
         event_disable_read(MAIL_SERVER_LISTEN_FD + i);
-    ms_report(MAIL_SERVER_STAT_BUSY);   /* let master start a fresh process */
+    ms_report(MAIL_SERVER_STAT_BUSY); /* let master start a fresh process */
 }
 
 /* ms_event_sigterm - stop accepting; exit once the last client is done */
@@ -612,7 +622,8 @@ static void ms_trigger_one(stream *s)
     stream_set_timeout(s, TRIGGER_READ_TIMEOUT);
     if ((ret = attr_read(s, req, TRIGGER_FRAME_MAX)) < 0) {
         if (ret != STREAM_EOF)
-            msg_warn("%s: bad trigger request: %s", ms_service, ret == ATTR_BAD ? "malformed frame" : stream_strerror(ret));
+            msg_warn("%s: bad trigger request: %s", ms_service,
+                     ret == ATTR_BAD ? "malformed frame" : stream_strerror(ret));
     } else if (attr_get_str(req, "request") == NULL) {
         msg_warn("%s: trigger request without a request attribute", ms_service);
     } else {

@@ -27,11 +27,11 @@ enum cidr_kind { CIDR_MATCH, CIDR_IF, CIDR_ENDIF };
 typedef struct cidr_rule {
     enum cidr_kind kind;
     int negate;
-    int family;                         /* AF_INET or AF_INET6 */
+    int family; /* AF_INET or AF_INET6 */
     unsigned char net[16];
-    int prefix;                         /* bits */
-    char *result;                       /* CIDR_MATCH */
-    size_t endif;                       /* CIDR_IF: index of its endif */
+    int prefix;   /* bits */
+    char *result; /* CIDR_MATCH */
+    size_t endif; /* CIDR_IF: index of its endif */
     int line;
 } cidr_rule;
 
@@ -116,8 +116,7 @@ static int parse_net(const char *s, size_t len, cidr_rule *r, const char *name, 
     }
     for (const char *p = slash + 1; p < s + len; p++) {
         if (*p < '0' || *p > '9' || bits > maxbits) {
-            map_seterr(err, "%s:%d: bad prefix length \"%.*s\"", name, r->line, (int) (s + len - slash - 1),
-                       slash + 1);
+            map_seterr(err, "%s:%d: bad prefix length \"%.*s\"", name, r->line, (int) (s + len - slash - 1), slash + 1);
             return -1;
         }
         bits = bits * 10 + (*p - '0');

@@ -12,9 +12,11 @@
  * go; a file it can't read makes lookups return MAP_ERROR.
  */
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -29,11 +31,11 @@
 #include "vbuf.h"
 
 typedef struct db_map {
-    DB *db;                             /* NULL after a failed reopen */
+    DB *db; /* NULL after a failed reopen */
     DBTYPE type;
-    char *path;                         /* NAME.db */
-    struct stat st;                     /* of the file that is open */
-    time_t last_check;                  /* last stat() of path */
+    char *path;        /* NAME.db */
+    struct stat st;    /* of the file that is open */
+    time_t last_check; /* last stat() of path */
 } db_map;
 
 /* Berkeley DB reports details through a callback without context. */
@@ -301,58 +303,108 @@ map *map_db_open(const char *spec, const char *type, const char *name, int flags
 
 typedef struct db_writer {
     DB *db;
-    vbuf tmp;                           /* temporary file name */
-    vbuf final;                         /* NAME.db */
-    const char *source;                 /* for duplicate warnings */
+    vbuf dir;           /* private temporary directory */
+    vbuf tmp;           /* the database file inside it */
+    vbuf final;         /* NAME.db */
+    const char *source; /* for duplicate warnings */
     long count;
 } db_writer;
 
-/* writer_create - a new empty database in a temporary file beside final */
+/* remove_tmpdir - remove the private directory and what Berkeley DB left in it */
+static void remove_tmpdir(db_writer *w)
+{
+    DIR *d = opendir(vbuf_str(&w->dir));
+    struct dirent *e;
+    vbuf path;
+
+    vbuf_init(&path, 0);
+    if (d != NULL) {
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            vbuf_reset(&path);
+            vbuf_printf(&path, "%s/%s", vbuf_str(&w->dir), e->d_name);
+            if (unlink(vbuf_str(&path)) < 0)
+                msg_warn("remove %s: %m", vbuf_str(&path));
+        }
+        closedir(d);
+    }
+    if (rmdir(vbuf_str(&w->dir)) < 0 && errno != ENOENT)
+        msg_warn("remove %s: %m", vbuf_str(&w->dir));
+    vbuf_release(&path);
+}
+
+/* dir_of - the directory part of path ("." when there is none) */
+static void dir_of(const char *path, vbuf *out)
+{
+    const char *slash = strrchr(path, '/');
+
+    if (slash == NULL)
+        vbuf_set(out, ".");
+    else if (slash == path)
+        vbuf_set(out, "/");
+    else
+        vbuf_setn(out, path, (size_t) (slash - path));
+}
+
+/*
+ * writer_create - a new empty database in a private (mode 0700) directory
+ * made beside final, so nobody can plant a link where Berkeley DB creates,
+ * renames and reopens its file, and the final rename stays on one file
+ * system.
+ */
 static int writer_create(db_writer *w, const char *final, DBTYPE type, mode_t mode, vbuf *err)
 {
-    static unsigned serial;
     vbuf why;
-    int ret = 0;
+    int ret;
 
     vbuf_init(&w->tmp, 0);
+    vbuf_init(&w->dir, 0);
     vbuf_init(&w->final, 0);
-    vbuf_set(&w->final, final);
     vbuf_init(&why, 0);
+    vbuf_set(&w->final, final);
     w->db = NULL;
     w->count = 0;
-    for (int attempt = 0; attempt < 20; attempt++) {
-        vbuf_reset(&w->tmp);
-        vbuf_printf(&w->tmp, "%s.tmp.%ld.%ld.%u", final, (long) getpid(), (long) time(NULL), serial++);
-        if ((ret = db_create(&w->db, NULL, 0)) != 0)
-            break;
-        w->db->set_errcall(w->db, db_errcall);
-        /* DB_EXCL: the file must be new, so no planted link is followed. */
-        ret = w->db->open(w->db, NULL, vbuf_str(&w->tmp), NULL, type, DB_CREATE | DB_EXCL, (int) mode);
-        if (ret == 0) {
-            vbuf_release(&why);
-            return 0;
-        }
+    dir_of(final, &w->dir);
+    vbuf_puts(&w->dir, "/.kitemap.XXXXXX");
+    if (mkdtemp(w->dir.data) == NULL) {
+        map_seterr(err, "create a temporary directory beside %s: %m", final);
+        goto fail;
+    }
+    vbuf_printf(&w->tmp, "%s/new.db", vbuf_str(&w->dir));
+    if ((ret = db_create(&w->db, NULL, 0)) != 0) {
+        map_seterr(err, "create %s: %s", vbuf_str(&w->tmp), db_error(ret, &why));
+        goto fail_dir;
+    }
+    w->db->set_errcall(w->db, db_errcall);
+    ret = w->db->open(w->db, NULL, vbuf_str(&w->tmp), NULL, type, DB_CREATE | DB_EXCL, (int) mode);
+    if (ret != 0) {
+        map_seterr(err, "create %s: %s", vbuf_str(&w->tmp), db_error(ret, &why));
         w->db->close(w->db, 0);
         w->db = NULL;
-        if (ret != EEXIST)
-            break;
+        goto fail_dir;
     }
-    map_seterr(err, "create %s: %s", vbuf_str(&w->tmp), db_error(ret, &why));
+    vbuf_release(&why);
+    return 0;
+fail_dir:
+    remove_tmpdir(w);
+fail:
     vbuf_release(&why);
     vbuf_release(&w->tmp);
+    vbuf_release(&w->dir);
     vbuf_release(&w->final);
     return -1;
 }
 
-/* writer_abort - drop the temporary file; the old database stays */
+/* writer_abort - drop the temporary database; the old one stays */
 static void writer_abort(db_writer *w)
 {
     if (w->db != NULL)
         w->db->close(w->db, DB_NOSYNC);
     w->db = NULL;
-    if (unlink(vbuf_str(&w->tmp)) < 0 && errno != ENOENT)
-        msg_warn("remove %s: %m", vbuf_str(&w->tmp));
+    remove_tmpdir(w);
     vbuf_release(&w->tmp);
+    vbuf_release(&w->dir);
     vbuf_release(&w->final);
 }
 
@@ -444,7 +496,10 @@ static int writer_commit(db_writer *w, mode_t mode, uid_t uid, gid_t gid, vbuf *
         goto fail;
     }
     ret = sync_dir(vbuf_str(&w->final), err);
+    if (rmdir(vbuf_str(&w->dir)) < 0)
+        remove_tmpdir(w);
     vbuf_release(&w->tmp);
+    vbuf_release(&w->dir);
     vbuf_release(&w->final);
     vbuf_release(&why);
     return ret;
@@ -513,8 +568,8 @@ int map_build(const char *spec, int flags, vbuf *err)
     if (writer_create(&w, vbuf_str(&final), type, st.st_mode & 0666, err) < 0)
         goto out;
     w.source = name;
-    if (map_source_parse(name, text.data, text.len, flags & (MAP_KEEP_CASE | MAP_BUILD_ALIASES), build_entry, &w,
-                         err) < 0) {
+    if (map_source_parse(name, text.data, text.len, flags & (MAP_KEEP_CASE | MAP_BUILD_ALIASES), build_entry, &w, err) <
+        0) {
         writer_abort(&w);
         goto out;
     }
@@ -527,7 +582,7 @@ out:
 
 typedef struct copy_ctx {
     db_writer *w;
-    const char *skip;                   /* the key being deleted */
+    const char *skip; /* the key being deleted */
     int removed;
     int failed;
     vbuf *err;

@@ -14,16 +14,16 @@
 #include "vbuf.h"
 
 struct map {
-    char *spec;                         /* "type:name" as opened */
-    int flags;                          /* MAP_KEEP_CASE */
-    int pattern;                        /* pcre:/cidr: full-key lookups only */
-    int fold;                           /* fold keys to lowercase before lookup */
+    char *spec;  /* "type:name" as opened */
+    int flags;   /* MAP_KEEP_CASE */
+    int pattern; /* pcre:/cidr: full-key lookups only */
+    int fold;    /* fold keys to lowercase before lookup */
     const char *(*lookup)(map *m, const char *key, int *status);
     int (*iterate)(map *m, map_iter_fn fn, void *ctx, vbuf *err);
     void (*close)(map *m);
-    vbuf result;                        /* the last lookup's result */
-    vbuf key;                           /* folded key */
-    void *impl;                         /* the type's state */
+    vbuf result; /* the last lookup's result */
+    vbuf key;    /* folded key */
+    void *impl;  /* the type's state */
 };
 
 /* map_alloc - a map with spec and flags set, methods left to the caller */
@@ -43,11 +43,11 @@ int map_read_file(const char *path, vbuf *buf, vbuf *err);
  * space), NUL bytes and lines over MAP_LINE_MAX are errors.
  */
 typedef struct map_lines {
-    const char *name;                   /* for messages */
-    const char *p, *end;                /* unread text */
-    int lineno;                         /* physical lines consumed */
-    int line;                           /* first line of the current logical line */
-    vbuf buf;                           /* the current logical line */
+    const char *name;    /* for messages */
+    const char *p, *end; /* unread text */
+    int lineno;          /* physical lines consumed */
+    int line;            /* first line of the current logical line */
+    vbuf buf;            /* the current logical line */
 } map_lines;
 
 void map_lines_init(map_lines *ml, const char *name, const char *text, size_t len);
@@ -68,7 +68,7 @@ typedef struct map_mem map_mem;
 map_mem *map_mem_new(void);
 /* map_mem_add - 1 added, 0 duplicate key (ignored) */
 int map_mem_add(map_mem *t, const char *key, const char *value);
-void map_mem_seal(map_mem *t);          /* sort for lookups */
+void map_mem_seal(map_mem *t); /* sort for lookups */
 const char *map_mem_get(const map_mem *t, const char *key);
 size_t map_mem_count(const map_mem *t);
 void map_mem_entry(const map_mem *t, size_t i, const char **key, const char **value);

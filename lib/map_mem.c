@@ -23,10 +23,10 @@ typedef struct mem_entry {
 } mem_entry;
 
 struct map_mem {
-    mem_entry *entries;                 /* insertion order */
+    mem_entry *entries; /* insertion order */
     size_t count, space;
-    size_t *index;                      /* open addressing: entry number + 1, 0 = free */
-    size_t index_size;                  /* power of two */
+    size_t *index;     /* open addressing: entry number + 1, 0 = free */
+    size_t index_size; /* power of two */
 };
 
 /* hash_key - FNV-1a over the key */

@@ -27,9 +27,9 @@
 #include "mymalloc.h"
 #include "vbuf.h"
 
-#define PCRE_MATCH_LIMIT 1000000        /* backtracking steps per match */
-#define PCRE_DEPTH_LIMIT 10000          /* nested backtracking depth */
-#define PCRE_NEST_MAX    1000           /* if/endif nesting */
+#define PCRE_MATCH_LIMIT 1000000 /* backtracking steps per match */
+#define PCRE_DEPTH_LIMIT 10000   /* nested backtracking depth */
+#define PCRE_NEST_MAX 1000       /* if/endif nesting */
 
 enum rule_kind { RULE_MATCH, RULE_IF, RULE_ENDIF };
 
@@ -37,13 +37,13 @@ typedef struct pcre_rule {
     enum rule_kind kind;
     int negate;
     int line;
-    pcre2_code *re;                     /* MATCH and IF */
-    char *result;                       /* MATCH: unexpanded result text */
-    size_t endif;                       /* IF: index of its endif */
+    pcre2_code *re; /* MATCH and IF */
+    char *result;   /* MATCH: unexpanded result text */
+    size_t endif;   /* IF: index of its endif */
 } pcre_rule;
 
 typedef struct pcre_table {
-    char *name;                         /* file name, for messages */
+    char *name; /* file name, for messages */
     pcre_rule *rules;
     size_t count;
     pcre2_match_data *md;
@@ -102,8 +102,7 @@ static int expand(const char *res, int ncap, const char *subject, const PCRE2_SI
             p = e + 1;
         } else {
             s = p;
-            for (e = s; (*e >= '0' && *e <= '9') || (*e >= 'a' && *e <= 'z') || (*e >= 'A' && *e <= 'Z') ||
-                        *e == '_';
+            for (e = s; (*e >= '0' && *e <= '9') || (*e >= 'a' && *e <= 'z') || (*e >= 'A' && *e <= 'Z') || *e == '_';
                  e++)
                 ;
             p = e;
@@ -131,10 +130,48 @@ static int expand(const char *res, int ncap, const char *subject, const PCRE2_SI
     return 0;
 }
 
+/*
+ * find_delim - the pattern's closing delimiter, or NULL. A backslash escapes
+ * the next character. With classes set, a delimiter inside [...] (which
+ * could only be a broken pattern if it ended there) does not end the
+ * pattern, so "/[^@/]+/" reads as one pattern.
+ */
+static char *find_delim(char *p, char delim, int classes)
+{
+    int in_class = 0;
+
+    for (; *p; p++) {
+        if (*p == '\\') {
+            if (p[1] == 0)
+                return NULL;
+            p++;
+        } else if (in_class) {
+            if (*p == '[' && p[1] == ':') {
+                char *close = strstr(p + 2, ":]");
+
+                if (close != NULL)
+                    p = close + 1;
+            } else if (*p == ']') {
+                in_class = 0;
+            }
+        } else if (*p == delim) {
+            return p;
+        } else if (classes && *p == '[') {
+            in_class = 1;
+            /* A ']' first in the class is a literal. */
+            if (p[1] == '^')
+                p++;
+            if (p[1] == ']')
+                p++;
+        }
+    }
+    return NULL;
+}
+
 /* parse_pattern - "!/re/flags" at *cursor: compile, advance past it */
 static int parse_pattern(char **cursor, pcre_rule *r, const char *name, vbuf *err)
 {
-    char *p = *cursor, *start, *w;
+    char *p = *cursor, *start, *w, *end;
     uint32_t opts = PCRE2_CASELESS;
     PCRE2_SIZE erroff;
     PCRE2_UCHAR emsg[256];
@@ -152,20 +189,20 @@ static int parse_pattern(char **cursor, pcre_rule *r, const char *name, vbuf *er
         return -1;
     }
     start = w = ++p;
-    for (; *p && *p != delim; p++) {
-        if (*p == '\\' && p[1]) {
-            /* "\<delim>" stands for the delimiter itself. */
-            if (p[1] == delim) {
-                p++;
-            } else {
-                *w++ = *p++;
-            }
-        }
-        *w++ = *p;
-    }
-    if (*p != delim) {
+    if ((end = find_delim(p, delim, 1)) == NULL)
+        end = find_delim(p, delim, 0);
+    if (end == NULL) {
         map_seterr(err, "%s:%d: no closing regexp delimiter \"%c\"", name, r->line, delim);
         return -1;
+    }
+    for (; p < end; p++) {
+        /* "\<delim>" stands for the delimiter itself. */
+        if (*p == '\\' && p + 1 < end) {
+            if (p[1] != delim)
+                *w++ = *p;
+            p++;
+        }
+        *w++ = *p;
     }
     p++;
     for (; *p && *p != ' ' && *p != '\t'; p++) {

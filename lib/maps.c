@@ -141,6 +141,7 @@ int map_lines_next(map_lines *ml, vbuf *err)
     while (ml->p < ml->end) {
         const char *nl = memchr(ml->p, '\n', (size_t) (ml->end - ml->p));
         const char *start = ml->p, *stop = nl ? nl : ml->end, *next = nl ? nl + 1 : ml->end;
+        size_t linelen = (size_t) (stop - start);
         const char *q;
         int lineno = ml->lineno + 1;
 
@@ -153,21 +154,20 @@ int map_lines_next(map_lines *ml, vbuf *err)
             break;
         ml->lineno = lineno;
         ml->p = next;
-        if (memchr(start, 0, (size_t) (stop - start)) != NULL) {
+        if (memchr(start, 0, linelen) != NULL) {
             map_seterr(err, "%s:%d: NUL byte in line", ml->name, lineno);
             return -1;
         }
-        if (q == stop || *q == '#')
-            continue;                   /* blank or comment line */
         while (stop > q && (is_blank(stop[-1]) || stop[-1] == '\r'))
             stop--;
+        if (q == stop || *q == '#')
+            continue; /* blank or comment line */
         if (q != start && !have) {
             map_seterr(err, "%s:%d: continuation line without a line to continue", ml->name, lineno);
             return -1;
         }
         if (ml->buf.len + (size_t) (stop - q) + 1 > MAP_LINE_MAX) {
-            map_seterr(err, "%s:%d: line too long (over %d bytes)", ml->name, have ? ml->line : lineno,
-                       MAP_LINE_MAX);
+            map_seterr(err, "%s:%d: line too long (over %d bytes)", ml->name, have ? ml->line : lineno, MAP_LINE_MAX);
             return -1;
         }
         if (have)
@@ -227,8 +227,8 @@ static int parse_alias_line(map_lines *ml, char *s, char **key, char **value, vb
         for (char *e = p; e > k && is_blank(e[-1]); e--)
             e[-1] = 0;
         if (strpbrk(k, " \t\"") != NULL) {
-            map_seterr(err, "%s:%d: alias name \"%s\" must be quoted to contain blanks or quotes", ml->name,
-                       ml->line, k);
+            map_seterr(err, "%s:%d: alias name \"%s\" must be quoted to contain blanks or quotes", ml->name, ml->line,
+                       k);
             return -1;
         }
     }
@@ -249,8 +249,7 @@ static int parse_alias_line(map_lines *ml, char *s, char **key, char **value, vb
 }
 
 /* map_source_parse - split source text into key/value entries */
-int map_source_parse(const char *name, const char *text, size_t len, int flags, map_source_fn fn, void *ctx,
-                     vbuf *err)
+int map_source_parse(const char *name, const char *text, size_t len, int flags, map_source_fn fn, void *ctx, vbuf *err)
 {
     map_lines ml;
     char *key, *value, *p;
@@ -277,6 +276,11 @@ int map_source_parse(const char *name, const char *text, size_t len, int flags, 
             *p++ = 0;
             while (is_blank(*p))
                 p++;
+            if (*p == 0) {
+                map_seterr(err, "%s:%d: expected format: key whitespace value", name, ml.line);
+                r = -1;
+                break;
+            }
             value = p;
         }
         if (!(flags & MAP_KEEP_CASE))
@@ -414,8 +418,8 @@ int map_iterate(map *m, map_iter_fn fn, void *ctx, vbuf *err)
 
 typedef struct maps_entry {
     char *spec;
-    map *m;                             /* NULL: failed to open */
-    time_t last_try;                    /* when opening was last tried */
+    map *m;          /* NULL: failed to open */
+    time_t last_try; /* when opening was last tried */
 } maps_entry;
 
 struct maps {

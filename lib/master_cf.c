@@ -99,8 +99,8 @@ const master_cf_entry *master_cf_find(const master_cf *cf, const char *name, enu
 /* master_cf_same - do two entries describe the same running service? */
 int master_cf_same(const master_cf_entry *a, const master_cf_entry *b)
 {
-    if (strcmp(a->name, b->name) != 0 || a->type != b->type || a->private_ != b->private_ ||
-        a->unpriv != b->unpriv || a->chroot != b->chroot || a->wakeup != b->wakeup || a->maxproc != b->maxproc ||
+    if (strcmp(a->name, b->name) != 0 || a->type != b->type || a->private_ != b->private_ || a->unpriv != b->unpriv ||
+        a->chroot != b->chroot || a->wakeup != b->wakeup || a->maxproc != b->maxproc ||
         strcmp(a->command, b->command) != 0 || a->nargs != b->nargs)
         return 0;
     for (size_t i = 0; i < a->nargs; i++)
@@ -116,6 +116,7 @@ typedef struct tokens {
     size_t count;
 } tokens;
 
+/* tokens_free - release the tokens of one line */
 static void tokens_free(tokens *t)
 {
     for (size_t i = 0; i < t->count; i++)
@@ -125,6 +126,7 @@ static void tokens_free(tokens *t)
     memset(t, 0, sizeof(*t));
 }
 
+/* tokens_add - append one token */
 static void tokens_add(tokens *t, const char *start, size_t len, int braced)
 {
     t->tok = xreallocarray(t->tok, t->count + 1, sizeof(char *));
@@ -351,8 +353,7 @@ static int parse_entry(master_cf *cf, const char *path, int lineno, const char *
         e.type = MASTER_CF_INET;
     } else if (strcmp(t.tok[1], "unix") == 0) {
         e.type = MASTER_CF_UNIX;
-    } else if (strcmp(t.tok[1], "fifo") == 0 || strcmp(t.tok[1], "pass") == 0 ||
-               strcmp(t.tok[1], "unix-dgram") == 0) {
+    } else if (strcmp(t.tok[1], "fifo") == 0 || strcmp(t.tok[1], "pass") == 0 || strcmp(t.tok[1], "unix-dgram") == 0) {
         add_error(cf, path, lineno, "service type \"%s\" is not supported; use unix", t.tok[1]);
         goto fail;
     } else {
@@ -365,8 +366,7 @@ static int parse_entry(master_cf *cf, const char *path, int lineno, const char *
             goto fail;
         }
     } else if (split_inet(t.tok[0], &e.host, &e.port) < 0) {
-        add_error(cf, path, lineno, "bad inet service address \"%.100s\" (port, host:port or [addr]:port)",
-                  t.tok[0]);
+        add_error(cf, path, lineno, "bad inet service address \"%.100s\" (port, host:port or [addr]:port)", t.tok[0]);
         goto fail;
     }
     if (parse_yn(t.tok[2], e.type == MASTER_CF_INET ? 0 : 1, &e.private_) < 0) {
@@ -428,9 +428,9 @@ static int parse_entry(master_cf *cf, const char *path, int lineno, const char *
         }
         if (!t.braced[i] && strcmp(a, "-v") == 0)
             e.verbose = 1;
-        if (!t.braced[i] && a[0] == '-' && (strcmp(a, "-c") == 0 || strcmp(a, "-n") == 0 || strcmp(a, "-t") == 0 ||
-                                           strcmp(a, "-s") == 0 || strcmp(a, "-S") == 0 || strcmp(a, "-u") == 0 ||
-                                           strcmp(a, "-r") == 0)) {
+        if (!t.braced[i] && a[0] == '-' &&
+            (strcmp(a, "-c") == 0 || strcmp(a, "-n") == 0 || strcmp(a, "-t") == 0 || strcmp(a, "-s") == 0 ||
+             strcmp(a, "-S") == 0 || strcmp(a, "-u") == 0 || strcmp(a, "-r") == 0)) {
             add_error(cf, path, lineno, "option \"%s\" is set by master and may not be given in master.cf", a);
             goto fail;
         }
@@ -494,7 +494,7 @@ int master_cf_parse(master_cf *cf, const char *path, const char *text, size_t le
         p = line + skip;
         if (skip == llen || *p == '#')
             continue;
-        if (skip > 0) {                 /* continuation */
+        if (skip > 0) { /* continuation */
             if (start_line == 0) {
                 add_error(cf, path, lineno, "continuation line without a service before it");
                 continue;

@@ -16,9 +16,9 @@
 
 #include "queue_id.h"
 
-#define QID_SEC_LEN  7
+#define QID_SEC_LEN 7
 #define QID_USEC_LEN 4
-#define QID_INO_LEN  7
+#define QID_INO_LEN 7
 
 static const char qid_digits[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
 

@@ -35,12 +35,18 @@ static int safe_open_exist(const char *path, int open_flags, uid_t uid, struct s
         errno = ELOOP;
         return -1;
     }
-    fd = open(path, (open_flags & ~(O_CREAT | O_EXCL)) | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
+    if (!S_ISREG(lst.st_mode)) { /* before open: a FIFO would block it */
+        vbuf_printf(why, "%s is not a regular file", path);
+        errno = EPERM;
+        return -1;
+    }
+    /* O_TRUNC waits until the checks passed: a hard link to another file must not be emptied. */
+    fd = open(path, (open_flags & ~(O_CREAT | O_EXCL | O_TRUNC)) | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
     if (fd < 0) {
         int saved = errno;
 
         if (saved == ENOENT) {
-            errno = EAGAIN;         /* removed between lstat and open */
+            errno = EAGAIN; /* removed between lstat and open */
             return -1;
         }
         vbuf_printf(why, "cannot open %s: %s", path, strerror(saved));
@@ -67,7 +73,14 @@ static int safe_open_exist(const char *path, int open_flags, uid_t uid, struct s
     } else if (uid != (uid_t) -1 && fst.st_uid != uid) {
         vbuf_printf(why, "%s is owned by uid %lu, not %lu", path, (unsigned long) fst.st_uid, (unsigned long) uid);
         errno = EPERM;
+    } else if ((open_flags & O_TRUNC) && fst.st_size > 0 && ftruncate(fd, 0) < 0) {
+        int saved = errno;
+
+        vbuf_printf(why, "cannot truncate %s: %s", path, strerror(saved));
+        errno = saved;
     } else {
+        if ((open_flags & O_TRUNC) && fstat(fd, &fst) < 0)
+            fst.st_size = 0;
         if (st)
             *st = fst;
         return fd;

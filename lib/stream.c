@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -140,6 +141,8 @@ static int stream_wait(stream *s, short events)
 
             if (left <= 0)
                 return STREAM_TIMEOUT;
+            if (left > INT_MAX / 1000)
+                left = INT_MAX / 1000;          /* poll's int milliseconds */
             if (ms < 0 || left * 1000 < ms)
                 ms = (int) (left * 1000);
         }

@@ -5,7 +5,7 @@
  * Offers encode (any bytes -> xtext), strict decode and validation.
  * Trusts nothing in its input: decode and validate accept only the
  * grammar of RFC 3461 §4 (xchar, or '+' and two uppercase hex digits).
- * All functions replace the content of the output buffer.
+ * Encoding appends to the output buffer; decoding replaces its content.
  */
 #include <string.h>
 
@@ -27,25 +27,28 @@ static int xtext_hexval(unsigned char c)
     return -1;
 }
 
-/* xtext_encode - encode len bytes of data as xtext into out */
+/* xtext_encode - append len bytes of data as xtext to out (nothing if it does not fit) */
 void xtext_encode(vbuf *out, const char *data, size_t len)
 {
     static const char hex[] = "0123456789ABCDEF";
+    size_t start = out->len;
 
-    vbuf_reset(out);
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char) data[i];
 
         if (xtext_is_xchar(c)) {
             if (vbuf_putc(out, c) < 0)
-                return;
+                goto full;
         } else {
             char enc[3] = {'+', hex[c >> 4], hex[c & 15]};
 
             if (vbuf_append(out, enc, sizeof(enc)) < 0)
-                return;
+                goto full;
         }
     }
+    return;
+full:
+    vbuf_truncate(out, start);
 }
 
 /* xtext_decode - decode xtext into out; 0, or -1 if malformed (out emptied) */

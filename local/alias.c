@@ -56,16 +56,27 @@ int local_alias(local_ctx *c, const char *localpart)
     }
     if (alias_parse(value, 0, &items, &count, &why) != 0) {
         msg_warn("alias %s: %s", localpart, vbuf_str(&why));
-        local_status_set(&st, DELIVER_DEFER, "4.3.0", "alias database syntax error for \"%s\"",
-                         localpart);
+        local_status_set(&st, DELIVER_DEFER, "4.3.0", "alias database syntax error for \"%s\"", localpart);
         local_result(c, c->address, &st);
         goto done;
     }
     /* A list "name" with an alias "owner-name": errors go to the owner (new envelope sender). */
     if (strncmp(localpart, "owner-", 6) != 0) {
         (void) vbuf_printf(&owner_key, "owner-%s", localpart);
-        if (maps_find(local_alias_maps, vbuf_str(&owner_key), &status) != NULL && status == MAP_FOUND) {
-            (void) vbuf_printf(&owner_addr, "%s@%s", vbuf_str(&owner_key), at ? at + 1 : var_myorigin);
+        const char *owner = maps_find(local_alias_maps, vbuf_str(&owner_key), &status);
+        alias_item *oi;
+        size_t on;
+
+        if (owner != NULL && status == MAP_FOUND) {
+            /* expand_owner_alias: the owner's own address (when it is one) rather than owner-NAME. */
+            if (var_expand_owner_alias && alias_parse(owner, 0, &oi, &on, &why) == 0) {
+                if (on == 1 && oi[0].type == ALIAS_ADDR)
+                    (void) vbuf_printf(&owner_addr, "%s%s%s", oi[0].value, strchr(oi[0].value, '@') ? "" : "@",
+                                       strchr(oi[0].value, '@') ? "" : (at ? at + 1 : var_myorigin));
+                alias_free(oi, on);
+            }
+            if (owner_addr.len == 0)
+                (void) vbuf_printf(&owner_addr, "%s@%s", vbuf_str(&owner_key), at ? at + 1 : var_myorigin);
             list.sender = vbuf_str(&owner_addr);
         }
     }
@@ -95,8 +106,7 @@ static void local_include(local_ctx *c, const char *path, int cls)
     vbuf_init(&why, 0);
     if ((rc = local_read_trusted_file(path, must_own, &text, &why)) <= 0) {
         local_status_set(&st, rc == 0 ? DELIVER_BOUNCE : DELIVER_DEFER, rc == 0 ? "5.3.5" : "4.3.5",
-                         "cannot use :include: file %s: %s", path,
-                         rc == 0 ? "no such file" : vbuf_str(&why));
+                         "cannot use :include: file %s: %s", path, rc == 0 ? "no such file" : vbuf_str(&why));
         local_result(c, c->address, &st);
     } else if (alias_parse(vbuf_str(&text), 1, &items, &count, &why) != 0) {
         msg_warn(":include: file %s: %s", path, vbuf_str(&why));
@@ -157,8 +167,7 @@ void local_expand(local_ctx *c, const alias_item *items, size_t count, int cls, 
                 local_status st;
 
                 local_status_init(&st);
-                local_status_set(&st, DELIVER_BOUNCE, "5.4.6", "include nesting too deep for %s",
-                                 items[i].value);
+                local_status_set(&st, DELIVER_BOUNCE, "5.4.6", "include nesting too deep for %s", items[i].value);
                 local_result(c, c->address, &st);
                 local_status_free(&st);
             } else {

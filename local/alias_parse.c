@@ -158,10 +158,10 @@ out:
     return ret;
 }
 
+/* alias_free - release a parsed list */
 void alias_free(alias_item *items, size_t count)
 {
     for (size_t i = 0; i < count; i++)
         xfree(items[i].value);
     xfree(items);
 }
-

@@ -43,8 +43,8 @@ static void copy_emit(copy_state *cs, const char *data, size_t len, int has_lf)
             len--;
     }
     /* mbox: a body line starting with "From " would start a new message. */
-    if ((cs->flags & LOCAL_COPY_FROM_LINE) && len >= 5 && memcmp(data, "From ", 5) == 0
-        && cs->out(cs->ctx, ">", 1) != 0)
+    if ((cs->flags & LOCAL_COPY_FROM_LINE) && len >= 5 && memcmp(data, "From ", 5) == 0 &&
+        cs->out(cs->ctx, ">", 1) != 0)
         cs->err = 1;
     if (!cs->err && len > 0 && cs->out(cs->ctx, data, len) != 0)
         cs->err = 1;
@@ -53,8 +53,8 @@ static void copy_emit(copy_state *cs, const char *data, size_t len, int has_lf)
 }
 
 /* local_copy - write the message from SRC to OUT in the form FLAGS ask for; 0 or -1 */
-int local_copy(local_src_fn src, void *src_ctx, const char *sender, const char *delivered_to,
-               time_t when, int flags, local_out_fn out, void *out_ctx)
+int local_copy(local_src_fn src, void *src_ctx, const char *sender, const char *delivered_to, time_t when, int flags,
+               local_out_fn out, void *out_ctx)
 {
     copy_state cs = {out, out_ctx, flags, {0}, 0};
     const char *eol = (flags & LOCAL_COPY_LF) ? "\n" : "\r\n";
@@ -88,7 +88,7 @@ int local_copy(local_src_fn src, void *src_ctx, const char *sender, const char *
             size_t take = nl ? (size_t) (nl - (data + pos)) + 1 : (size_t) n - pos;
 
             if (nl && cs.line.len == 0) {
-                copy_emit(&cs, data + pos, take, 1);   /* fast path: whole line in the chunk */
+                copy_emit(&cs, data + pos, take, 1); /* fast path: whole line in the chunk */
             } else {
                 (void) vbuf_append(&cs.line, data + pos, take);
                 if (nl) {
@@ -117,8 +117,8 @@ static ssize_t copy_qfile_next(void *ctx, const char **data)
 }
 
 /* local_copy_msg - local_copy with the request's queue file as the source */
-int local_copy_msg(local_msg *m, const char *sender, const char *delivered_to, int flags,
-                   local_out_fn out, void *out_ctx)
+int local_copy_msg(local_msg *m, const char *sender, const char *delivered_to, int flags, local_out_fn out,
+                   void *out_ctx)
 {
     qfile_content it;
     int ret;
@@ -150,7 +150,7 @@ static void copy_add_delivered(const char *value, size_t len, char ***list, size
 /* local_scan_delivered_to - collect the Delivered-To: header values (lowercased); count */
 int local_scan_delivered_to(local_src_fn src, void *src_ctx, char ***list, size_t *count)
 {
-    vbuf hdr;                           /* the header, up to its empty line, max 1 MB */
+    vbuf hdr; /* the header, up to its empty line, max 1 MB */
     const char *data;
     ssize_t n;
     size_t start;
@@ -162,8 +162,8 @@ int local_scan_delivered_to(local_src_fn src, void *src_ctx, char ***list, size_
     while (!done && (n = src(src_ctx, &data)) > 0) {
         if (vbuf_append(&hdr, data, (size_t) n) != 0)
             break;
-        if (strstr(hdr.data, "\n\r\n") || strstr(hdr.data, "\n\n") || hdr.data[0] == '\n'
-            || (hdr.data[0] == '\r' && hdr.data[1] == '\n'))
+        if (strstr(hdr.data, "\n\r\n") || strstr(hdr.data, "\n\n") || hdr.data[0] == '\n' ||
+            (hdr.data[0] == '\r' && hdr.data[1] == '\n'))
             done = 1;
     }
     /* Walk logical header lines (RFC 5322 §2.2.3: folding lines start with WSP). */
@@ -171,9 +171,8 @@ int local_scan_delivered_to(local_src_fn src, void *src_ctx, char ***list, size_
     while (start < hdr.len) {
         size_t end = start;
 
-        if (hdr.data[start] == '\n' || (hdr.data[start] == '\r' && start + 1 < hdr.len
-                                        && hdr.data[start + 1] == '\n'))
-            break;                      /* the empty line */
+        if (hdr.data[start] == '\n' || (hdr.data[start] == '\r' && start + 1 < hdr.len && hdr.data[start + 1] == '\n'))
+            break; /* the empty line */
         for (;;) {
             char *nl = memchr(hdr.data + end, '\n', hdr.len - end);
 
@@ -249,6 +248,7 @@ int local_fdout_write(void *ctx, const void *data, size_t len)
     return 0;
 }
 
+/* local_fdout_release - free the writer's buffer (the descriptor stays open) */
 void local_fdout_release(local_fdout *o)
 {
     vbuf_release(&o->buf);

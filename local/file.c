@@ -21,15 +21,28 @@ int local_class_allowed(const char *list, int cls)
     int allowed = 0;
 
     if (cls == 0)
-        cls = LOCAL_CLASS_ALIAS;        /* cannot happen: files/commands come from lists */
+        cls = LOCAL_CLASS_ALIAS; /* cannot happen: files/commands come from lists */
     while ((tok = str_token(&cur, CHARS_COMMA_SPACE)) != NULL) {
-        if (((cls & LOCAL_CLASS_ALIAS) && str_case_eq(tok, "alias"))
-            || ((cls & LOCAL_CLASS_FORWARD) && str_case_eq(tok, "forward"))
-            || ((cls & LOCAL_CLASS_INCLUDE) && str_case_eq(tok, "include")))
+        if (((cls & LOCAL_CLASS_ALIAS) && str_case_eq(tok, "alias")) ||
+            ((cls & LOCAL_CLASS_FORWARD) && str_case_eq(tok, "forward")) ||
+            ((cls & LOCAL_CLASS_INCLUDE) && str_case_eq(tok, "include")))
             allowed = 1;
     }
     xfree(copy);
     return allowed;
+}
+
+/* local_prepend_delivered - prepend_delivered_header names KIND (command, file, forward) */
+int local_prepend_delivered(const char *kind)
+{
+    char *copy = xstrdup(var_prepend_delivered_header), *cur = copy, *tok;
+    int yes = 0;
+
+    while ((tok = str_token(&cur, CHARS_COMMA_SPACE)) != NULL)
+        if (str_case_eq(tok, kind))
+            yes = 1;
+    xfree(copy);
+    return yes;
 }
 
 /* Child context of a file delivery. */

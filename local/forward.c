@@ -100,8 +100,12 @@ static void forward_path_expand(vbuf *out, const char *tmpl, const local_ctx *c,
 
                 if (strncmp(name, names[i], len) == 0 && (!brace || name[len] == '}')) {
                     skip = 1 + (size_t) brace + len + (size_t) brace;
-                    val = i == 0 ? u->home : i == 1 ? u->name : i == 2 ? (c->extension ? c->extension : "")
-                          : i == 3 ? c->address : i == 4 ? (at ? at + 1 : "") : u->name;
+                    val = i == 0   ? u->home
+                          : i == 1 ? u->name
+                          : i == 2 ? (c->extension ? c->extension : "")
+                          : i == 3 ? c->address
+                          : i == 4 ? (at ? at + 1 : "")
+                                   : u->name;
                     break;
                 }
             }
@@ -150,7 +154,7 @@ int local_forward(local_ctx *c, const local_user *u)
             continue;
         }
         if (count == 0)
-            continue;                   /* an empty .forward: the mailbox */
+            continue; /* an empty .forward: the mailbox */
         {
             local_ctx fc = *c;
 
@@ -187,7 +191,7 @@ void local_forward_add(local_ctx *c, const char *addr)
     }
     for (size_t i = 0; i < f->nrcpt; i++)
         if (str_case_eq(f->rcpts[i], addr))
-            return;                     /* a duplicate */
+            return; /* a duplicate */
     f->rcpts = xreallocarray(f->rcpts, f->nrcpt + 1, sizeof(*f->rcpts));
     f->rcpts[f->nrcpt++] = xstrdup(addr);
 }
@@ -209,7 +213,7 @@ static void forward_send(local_ctx *c, const local_fwd *f, local_status *st)
 
     vbuf_init(&err, 0);
     vbuf_init(&id, 0);
-    cl = cleanup_open("private/cleanup", 0, &err);
+    cl = cleanup_open("public/cleanup", 0, &err);
     if (cl == NULL) {
         local_status_set(st, DELIVER_DEFER, "4.3.0", "cannot forward: %s", vbuf_str(&err));
         goto out;
@@ -220,9 +224,10 @@ static void forward_send(local_ctx *c, const local_fwd *f, local_status *st)
         if ((v = qfile_attr(c->msg->q, copied[i])) != NULL)
             cleanup_attr(cl, copied[i], v);
     for (size_t i = 0; i < f->nrcpt; i++)
-        cleanup_rcpt(cl, f->rcpts[i], NULL, c->rcpt->notify);
-    if (local_copy_msg(c->msg, f->sender, f->delivered_to, LOCAL_COPY_DELIVERED, forward_to_cleanup, cl)
-        != 0) {
+        cleanup_rcpt(cl, f->rcpts[i], c->rcpt->orcpt, c->rcpt->notify);
+    /* Delivered-To on forwarded mail is what lets the next hop see a loop. */
+    if (local_copy_msg(c->msg, f->sender, f->delivered_to,
+                       local_prepend_delivered("forward") ? LOCAL_COPY_DELIVERED : 0, forward_to_cleanup, cl) != 0) {
         cleanup_abort(cl);
         local_status_set(st, DELIVER_DEFER, "4.3.0", "cannot forward: lost connection to cleanup");
         goto out;

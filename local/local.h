@@ -19,17 +19,17 @@
 #include "vbuf.h"
 
 /* How a target was reached (allow_mail_to_commands / allow_mail_to_files). */
-#define LOCAL_CLASS_ALIAS   (1 << 0)
+#define LOCAL_CLASS_ALIAS (1 << 0)
 #define LOCAL_CLASS_FORWARD (1 << 1)
 #define LOCAL_CLASS_INCLUDE (1 << 2)
 
-#define LOCAL_MAX_DEPTH 20              /* nested aliases/forwards/includes */
-#define LOCAL_REASON_MAX 1000           /* reason text kept per target */
-#define LOCAL_CHILD_TIMEOUT 3600        /* seconds for a mailbox or file delivery */
+#define LOCAL_MAX_DEPTH 20       /* nested aliases/forwards/includes */
+#define LOCAL_REASON_MAX 1000    /* reason text kept per target */
+#define LOCAL_CHILD_TIMEOUT 3600 /* seconds for a mailbox or file delivery */
 
 /* The outcome of one target. */
 typedef struct local_status {
-    int status;                         /* DELIVER_OK / DEFER / BOUNCE */
+    int status; /* DELIVER_OK / DEFER / BOUNCE */
     char dsn[16];
     vbuf reason;
 } local_status;
@@ -53,35 +53,35 @@ typedef struct local_fwd {
 typedef struct local_msg {
     const deliver_request *req;
     qfile *q;
-    char **delivered_to;                /* Delivered-To: values already in the message */
+    char **delivered_to; /* Delivered-To: values already in the message */
     size_t ndelivered_to;
-    double start;                       /* when delivery of this recipient began */
+    double start; /* when delivery of this recipient began */
 } local_msg;
 
 /* One step of an expansion: the address at hand and how we got here. */
 typedef struct local_ctx {
     local_msg *msg;
-    const deliver_rcpt *rcpt;           /* the request's recipient */
-    const char *address;                /* the address being delivered */
-    const char *sender;                 /* envelope sender for this branch */
-    const char *delivered_to;           /* what Delivered-To says for this branch */
+    const deliver_rcpt *rcpt; /* the request's recipient */
+    const char *address;      /* the address being delivered */
+    const char *sender;       /* envelope sender for this branch */
+    const char *delivered_to; /* what Delivered-To says for this branch */
     int depth;
-    int cls;                            /* LOCAL_CLASS_* that led here; 0 = the recipient itself */
-    const local_user *owner;            /* whose privileges commands/files run with */
-    const local_user *user;             /* the local user, for a command's environment */
-    const char *extension;              /* recipient_delimiter extension, or NULL */
-    const struct local_ctx *parent;     /* the chain, for loop detection */
-    int no_expand;                      /* "\user": the mailbox, no alias or .forward */
+    int cls;                        /* LOCAL_CLASS_* that led here; 0 = the recipient itself */
+    const local_user *owner;        /* whose privileges commands/files run with */
+    const local_user *user;         /* the local user, for a command's environment */
+    const char *extension;          /* recipient_delimiter extension, or NULL */
+    const struct local_ctx *parent; /* the chain, for loop detection */
+    int no_expand;                  /* "\user": the mailbox, no alias or .forward */
     /* Results of this recipient's targets: */
     struct local_acc *acc;
 } local_ctx;
 
 typedef struct local_acc {
-    int status;                         /* the worst so far */
+    int status; /* the worst so far */
     char dsn[16];
     vbuf reason;
     int ntargets;
-    local_fwd *fwd;                     /* pending forwards */
+    local_fwd *fwd; /* pending forwards */
     size_t nfwd;
 } local_acc;
 
@@ -94,22 +94,22 @@ void local_status_set(local_status *st, int status, const char *dsn, const char 
 void local_result(local_ctx *c, const char *target, const local_status *st);
 
 /* user.c */
-local_user *local_user_byname(const char *name, vbuf *why);    /* NULL: not found (why empty) or error */
+local_user *local_user_byname(const char *name, vbuf *why); /* NULL: not found (why empty) or error */
 local_user *local_user_byuid(uid_t uid, gid_t gid);
 local_user *local_user_dup(const local_user *u);
 void local_user_free(local_user *u);
 
 /* copy.c - the message as the delivery sees it */
-#define LOCAL_COPY_LF          (1 << 0) /* CRLF -> LF */
-#define LOCAL_COPY_FROM_LINE   (1 << 1) /* mbox: "From " line, >From quoting, blank line after */
+#define LOCAL_COPY_LF (1 << 0)        /* CRLF -> LF */
+#define LOCAL_COPY_FROM_LINE (1 << 1) /* mbox: "From " line, >From quoting, blank line after */
 #define LOCAL_COPY_RETURN_PATH (1 << 2)
-#define LOCAL_COPY_DELIVERED   (1 << 3)
+#define LOCAL_COPY_DELIVERED (1 << 3)
 typedef int (*local_out_fn)(void *ctx, const void *data, size_t len);
 typedef ssize_t (*local_src_fn)(void *ctx, const char **data);
-int local_copy(local_src_fn src, void *src_ctx, const char *sender, const char *delivered_to,
-               time_t when, int flags, local_out_fn out, void *out_ctx);
-int local_copy_msg(local_msg *m, const char *sender, const char *delivered_to, int flags,
-                   local_out_fn out, void *out_ctx);
+int local_copy(local_src_fn src, void *src_ctx, const char *sender, const char *delivered_to, time_t when, int flags,
+               local_out_fn out, void *out_ctx);
+int local_copy_msg(local_msg *m, const char *sender, const char *delivered_to, int flags, local_out_fn out,
+                   void *out_ctx);
 /* local_scan_delivered_to - collect the Delivered-To: header values (lowercased) */
 int local_scan_delivered_to(local_src_fn src, void *src_ctx, char ***list, size_t *count);
 int local_delivered_to_seen(const local_msg *m, const char *addr);
@@ -119,8 +119,8 @@ typedef struct local_fdout {
     int fd;
     vbuf buf;
     long long written;
-    long long limit;                    /* 0: none */
-    int err;                            /* errno of the first failure */
+    long long limit; /* 0: none */
+    int err;         /* errno of the first failure */
 } local_fdout;
 void local_fdout_init(local_fdout *o, int fd, long long limit);
 int local_fdout_write(void *ctx, const void *data, size_t len);
@@ -129,42 +129,41 @@ void local_fdout_release(local_fdout *o);
 
 /* privs.c - run a delivery in a child with the target's uid/gid */
 typedef void (*local_child_fn)(void *ctx, local_status *st);
-void local_run_as(const local_user *u, local_child_fn pre_root, local_child_fn fn, void *ctx,
-                  int timeout, local_status *st);
+void local_run_as(const local_user *u, local_child_fn pre_root, local_child_fn fn, void *ctx, int timeout,
+                  local_status *st);
 int local_privileged(void);
 
 /* maildir.c */
-void local_maildir_name(vbuf *out, long long sec, long usec, long pid, unsigned long long rnd,
-                        const char *host);
-void local_maildir_deliver(local_msg *m, const char *dir, const char *sender, const char *delivered_to,
-                           long long limit, local_status *st);
+void local_maildir_name(vbuf *out, long long sec, long usec, long pid, unsigned long long rnd, const char *host);
+void local_maildir_deliver(local_msg *m, const char *dir, const char *sender, const char *delivered_to, long long limit,
+                           local_status *st);
 
 /* mailbox.c */
-void local_mbox_deliver(local_msg *m, const char *path, const char *sender, const char *delivered_to,
-                        long long limit, local_status *st);
+void local_mbox_deliver(local_msg *m, const char *path, const char *sender, const char *delivered_to, long long limit,
+                        local_status *st);
 int local_mbox_lock(int fd, const char *path, int *dotlocked, vbuf *why);
 int local_mbox_fcntl_lock(int fd, const char *path, vbuf *why);
 int local_mbox_dotlock(const char *path, int *dotlocked, vbuf *why);
-void local_mailbox_at(local_ctx *c, const local_user *u, const char *path, int spool,
-                      long long limit, local_status *st);
+void local_mailbox_at(local_ctx *c, const local_user *u, const char *path, int spool, long long limit,
+                      local_status *st);
 void local_mbox_unlock(const char *path, int dotlocked);
 void local_mailbox(local_ctx *c, const local_user *u);
 
 /* file.c */
 int local_class_allowed(const char *list, int cls);
+int local_prepend_delivered(const char *kind);
 void local_file(local_ctx *c, const char *path);
 
 /* pipe.c */
 void local_pipe(local_ctx *c, const char *command);
-void local_pipe_exit_status(int wstatus, int timed_out, const char *command, const char *output,
-                            local_status *st);
+void local_pipe_exit_status(int wstatus, int timed_out, const char *command, const char *output, local_status *st);
 
 /* alias.c - the list syntax of aliases, :include: files and ~/.forward */
-#define ALIAS_ADDR    1
+#define ALIAS_ADDR 1
 #define ALIAS_COMMAND 2
-#define ALIAS_FILE    3
+#define ALIAS_FILE 3
 #define ALIAS_INCLUDE 4
-#define ALIAS_SELF    5                 /* "\user": the user's own mailbox */
+#define ALIAS_SELF 5 /* "\user": the user's own mailbox */
 typedef struct alias_item {
     int type;
     char *value;
@@ -174,8 +173,7 @@ typedef struct alias_item {
 int alias_parse(const char *text, int file_syntax, alias_item **items, size_t *count, vbuf *why);
 void alias_free(alias_item *items, size_t count);
 int local_alias(local_ctx *c, const char *localpart);
-void local_expand(local_ctx *c, const alias_item *items, size_t count, int cls,
-                  const local_user *owner);
+void local_expand(local_ctx *c, const alias_item *items, size_t count, int cls, const local_user *owner);
 
 /* forward.c */
 int local_read_trusted_file(const char *path, const local_user *owner, vbuf *out, vbuf *why);

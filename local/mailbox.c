@@ -24,7 +24,7 @@
 #include "safe_open.h"
 #include "vbuf.h"
 
-#define MBOX_LOCK_TRIES 30              /* seconds of waiting for a lock */
+#define MBOX_LOCK_TRIES 30 /* seconds of waiting for a lock */
 #define MBOX_STALE_LOCK 600
 
 /* local_mbox_fcntl_lock - an exclusive fcntl lock on the whole file; 0 or -1 (why) */
@@ -106,23 +106,23 @@ void local_mbox_unlock(const char *path, int dotlocked)
 }
 
 /* mbox_append - write the message at the end of an open, locked mbox */
-static void mbox_append(local_msg *m, int fd, const char *path, const char *sender,
-                        const char *delivered_to, long long limit, const char *what, local_status *st)
+static void mbox_append(local_msg *m, int fd, const char *path, const char *sender, const char *delivered_to,
+                        long long limit, const char *what, local_status *st)
 {
     local_fdout out;
     struct stat sb;
     off_t end;
 
     if (fstat(fd, &sb) < 0 || (end = lseek(fd, 0, SEEK_END)) < 0) {
-        local_status_set(st, DELIVER_DEFER, "4.2.0", "cannot update %s %s: %s", what, path,
-                         strerror(errno));
+        local_status_set(st, DELIVER_DEFER, "4.2.0", "cannot update %s %s: %s", what, path, strerror(errno));
         return;
     }
     local_fdout_init(&out, fd, limit > 0 ? (limit > sb.st_size ? limit - sb.st_size : 1) : 0);
     if (local_copy_msg(m, sender, delivered_to,
-                       LOCAL_COPY_LF | LOCAL_COPY_FROM_LINE | LOCAL_COPY_RETURN_PATH | LOCAL_COPY_DELIVERED,
-                       local_fdout_write, &out) != 0
-        || local_fdout_flush(&out) != 0 || fsync(fd) != 0) {
+                       LOCAL_COPY_LF | LOCAL_COPY_FROM_LINE | LOCAL_COPY_RETURN_PATH |
+                           (strcmp(what, "file") != 0 || local_prepend_delivered("file") ? LOCAL_COPY_DELIVERED : 0),
+                       local_fdout_write, &out) != 0 ||
+        local_fdout_flush(&out) != 0 || fsync(fd) != 0) {
         int err = out.err ? out.err : errno;
 
         /* Never leave half a message behind. */
@@ -148,7 +148,7 @@ typedef struct mbox_job {
     uid_t uid;
     gid_t gid;
     int fd, dotlocked, opened_as_root;
-    int fcntl_only;                     /* the parent holds the dotlock */
+    int fcntl_only; /* the parent holds the dotlock */
 } mbox_job;
 
 /* mbox_open_locked - open (creating 0600 if missing) and lock; fd or -1 */
@@ -159,15 +159,12 @@ static int mbox_open_locked(mbox_job *j, uid_t owner, local_status *st)
     int fd;
 
     vbuf_init(&why, 0);
-    fd = safe_open(j->path, O_WRONLY | O_APPEND | O_CLOEXEC, SAFE_OPEN_CREATE, 0600, owner, j->gid,
-                   &sb, &why);
+    fd = safe_open(j->path, O_WRONLY | O_APPEND | O_CLOEXEC, SAFE_OPEN_CREATE, 0600, owner, j->gid, &sb, &why);
     if (fd < 0) {
-        local_status_set(st, DELIVER_DEFER, "4.2.0", "cannot open %s %s: %s", j->what, j->path,
-                         vbuf_str(&why));
+        local_status_set(st, DELIVER_DEFER, "4.2.0", "cannot open %s %s: %s", j->what, j->path, vbuf_str(&why));
     } else if ((j->fcntl_only ? local_mbox_fcntl_lock(fd, j->path, &why)
                               : local_mbox_lock(fd, j->path, &j->dotlocked, &why)) < 0) {
-        local_status_set(st, DELIVER_DEFER, "4.2.0", "cannot lock %s %s: %s", j->what, j->path,
-                         vbuf_str(&why));
+        local_status_set(st, DELIVER_DEFER, "4.2.0", "cannot lock %s %s: %s", j->what, j->path, vbuf_str(&why));
         (void) close(fd);
         fd = -1;
     }
@@ -182,8 +179,7 @@ static void mbox_pre_root(void *ctx, local_status *st)
 
     j->fd = mbox_open_locked(j, j->uid, st);
     if (j->fd >= 0 && local_privileged() && fchown(j->fd, j->uid, j->gid) < 0) {
-        local_status_set(st, DELIVER_DEFER, "4.2.0", "cannot set owner of %s: %s", j->path,
-                         strerror(errno));
+        local_status_set(st, DELIVER_DEFER, "4.2.0", "cannot set owner of %s: %s", j->path, strerror(errno));
         (void) close(j->fd);
         j->fd = -1;
     }
@@ -205,8 +201,8 @@ static void mbox_child(void *ctx, local_status *st)
 }
 
 /* local_mbox_deliver - append to an mbox as the calling process (files, tests) */
-void local_mbox_deliver(local_msg *m, const char *path, const char *sender, const char *delivered_to,
-                        long long limit, local_status *st)
+void local_mbox_deliver(local_msg *m, const char *path, const char *sender, const char *delivered_to, long long limit,
+                        local_status *st)
 {
     mbox_job j = {m, path, sender, delivered_to, "file", limit, (uid_t) -1, (gid_t) -1, -1, 0, 0, 0};
 
@@ -231,8 +227,7 @@ static void maildir_child(void *ctx, local_status *st)
 }
 
 /* local_mailbox_at - deliver to mailbox PATH (Maildir if it ends in '/') as U */
-void local_mailbox_at(local_ctx *c, const local_user *u, const char *path, int spool,
-                      long long limit, local_status *st)
+void local_mailbox_at(local_ctx *c, const local_user *u, const char *path, int spool, long long limit, local_status *st)
 {
     size_t len = strlen(path);
 
@@ -260,8 +255,7 @@ void local_mailbox_at(local_ctx *c, const local_user *u, const char *path, int s
             /* The spool directory is root's: root takes the dotlock and opens the file. */
             j.fcntl_only = 1;
             if (local_mbox_dotlock(path, &dotlocked, &why) < 0)
-                local_status_set(st, DELIVER_DEFER, "4.2.0", "cannot lock mailbox %s: %s", path,
-                                 vbuf_str(&why));
+                local_status_set(st, DELIVER_DEFER, "4.2.0", "cannot lock mailbox %s: %s", path, vbuf_str(&why));
             else
                 local_run_as(u, mbox_pre_root, mbox_child, &j, LOCAL_CHILD_TIMEOUT, st);
             local_mbox_unlock(path, dotlocked);

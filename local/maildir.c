@@ -21,8 +21,7 @@
 #include "vbuf.h"
 
 /* local_maildir_name - "sec.MusecPpid_Rrandom.host"; '/' and ':' in host escaped */
-void local_maildir_name(vbuf *out, long long sec, long usec, long pid, unsigned long long rnd,
-                        const char *host)
+void local_maildir_name(vbuf *out, long long sec, long usec, long pid, unsigned long long rnd, const char *host)
 {
     vbuf_reset(out);
     (void) vbuf_printf(out, "%lld.M%06ldP%ld_R%016llx.", sec, usec, pid, rnd);
@@ -100,8 +99,8 @@ static int maildir_fsync_dir(const char *dir)
 }
 
 /* local_maildir_deliver - one message into Maildir DIR (trailing '/' optional) */
-void local_maildir_deliver(local_msg *m, const char *dir, const char *sender, const char *delivered_to,
-                           long long limit, local_status *st)
+void local_maildir_deliver(local_msg *m, const char *dir, const char *sender, const char *delivered_to, long long limit,
+                           local_status *st)
 {
     vbuf base, name, tmp, new, why;
     struct timeval tv;
@@ -121,29 +120,29 @@ void local_maildir_deliver(local_msg *m, const char *dir, const char *sender, co
         goto out;
     }
     (void) gettimeofday(&tv, NULL);
-    local_maildir_name(&name, (long long) tv.tv_sec, (long) tv.tv_usec, (long) getpid(),
-                       maildir_random(), *var_myhostname ? var_myhostname : "localhost");
+    local_maildir_name(&name, (long long) tv.tv_sec, (long) tv.tv_usec, (long) getpid(), maildir_random(),
+                       *var_myhostname ? var_myhostname : "localhost");
     (void) vbuf_printf(&tmp, "%s/tmp/%s", vbuf_str(&base), vbuf_str(&name));
     (void) vbuf_printf(&new, "%s/new/%s", vbuf_str(&base), vbuf_str(&name));
     fd = open(vbuf_str(&tmp), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
-        local_status_set(st, DELIVER_DEFER, "4.2.0", "maildir delivery failed: create %s: %s",
-                         vbuf_str(&tmp), strerror(errno));
+        local_status_set(st, DELIVER_DEFER, "4.2.0", "maildir delivery failed: create %s: %s", vbuf_str(&tmp),
+                         strerror(errno));
         goto out;
     }
     local_fdout_init(&out, fd, limit);
     if (local_copy_msg(m, sender, delivered_to, LOCAL_COPY_LF | LOCAL_COPY_RETURN_PATH | LOCAL_COPY_DELIVERED,
-                       local_fdout_write, &out) != 0
-        || local_fdout_flush(&out) != 0 || fsync(fd) != 0) {
+                       local_fdout_write, &out) != 0 ||
+        local_fdout_flush(&out) != 0 || fsync(fd) != 0) {
         int err = out.err ? out.err : errno;
 
         if (err == EFBIG || err == EDQUOT || err == ENOSPC)
-            local_status_set(st, err == EFBIG ? DELIVER_BOUNCE : DELIVER_DEFER,
-                             err == EFBIG ? "5.2.2" : "4.2.2",
-                             "maildir delivery failed: %s", err == EFBIG ? "message exceeds mailbox size limit" : strerror(err));
+            local_status_set(st, err == EFBIG ? DELIVER_BOUNCE : DELIVER_DEFER, err == EFBIG ? "5.2.2" : "4.2.2",
+                             "maildir delivery failed: %s",
+                             err == EFBIG ? "message exceeds mailbox size limit" : strerror(err));
         else
-            local_status_set(st, DELIVER_DEFER, "4.2.0", "maildir delivery failed: write %s: %s",
-                             vbuf_str(&tmp), strerror(err));
+            local_status_set(st, DELIVER_DEFER, "4.2.0", "maildir delivery failed: write %s: %s", vbuf_str(&tmp),
+                             strerror(err));
         local_fdout_release(&out);
         (void) close(fd);
         (void) unlink(vbuf_str(&tmp));
@@ -151,15 +150,15 @@ void local_maildir_deliver(local_msg *m, const char *dir, const char *sender, co
     }
     local_fdout_release(&out);
     if (close(fd) != 0) {
-        local_status_set(st, DELIVER_DEFER, "4.2.0", "maildir delivery failed: close %s: %s",
-                         vbuf_str(&tmp), strerror(errno));
+        local_status_set(st, DELIVER_DEFER, "4.2.0", "maildir delivery failed: close %s: %s", vbuf_str(&tmp),
+                         strerror(errno));
         (void) unlink(vbuf_str(&tmp));
         goto out;
     }
     /* link() refuses to replace an existing file, where rename() would not. */
     if (link(vbuf_str(&tmp), vbuf_str(&new)) != 0) {
-        local_status_set(st, DELIVER_DEFER, "4.2.0", "maildir delivery failed: link to %s: %s",
-                         vbuf_str(&new), strerror(errno));
+        local_status_set(st, DELIVER_DEFER, "4.2.0", "maildir delivery failed: link to %s: %s", vbuf_str(&new),
+                         strerror(errno));
         (void) unlink(vbuf_str(&tmp));
         goto out;
     }
@@ -167,8 +166,8 @@ void local_maildir_deliver(local_msg *m, const char *dir, const char *sender, co
     vbuf_reset(&why);
     (void) vbuf_printf(&why, "%s/new", vbuf_str(&base));
     if (maildir_fsync_dir(vbuf_str(&why)) != 0) {
-        local_status_set(st, DELIVER_DEFER, "4.2.0", "maildir delivery failed: fsync %s: %s",
-                         vbuf_str(&why), strerror(errno));
+        local_status_set(st, DELIVER_DEFER, "4.2.0", "maildir delivery failed: fsync %s: %s", vbuf_str(&why),
+                         strerror(errno));
         (void) unlink(vbuf_str(&new));
         goto out;
     }

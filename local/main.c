@@ -30,6 +30,7 @@
 extern maps *local_alias_maps;
 extern local_user *local_alias_owner;
 void local_virtual_open(void);
+void local_virtual_close(void);
 
 /* local_now - the time with microseconds */
 static double local_now(void)
@@ -198,9 +199,20 @@ static void local_pre_jail(const char *service, char **argv)
     local_virtual_open();
 }
 
+/* local_pre_exit - close the tables */
+static void local_pre_exit(void)
+{
+    if (local_alias_maps)
+        maps_close(local_alias_maps);
+    local_alias_maps = NULL;
+    local_user_free(local_alias_owner);
+    local_alias_owner = NULL;
+    local_virtual_close();
+}
+
 int main(int argc, char **argv)
 {
-    static const mail_server_hooks hooks = {local_pre_jail, NULL, NULL, 1, 0};
+    static const mail_server_hooks hooks = {local_pre_jail, NULL, local_pre_exit, 1, 0};
 
     single_server_main(argc, argv, local_service, &hooks);
 }

@@ -22,7 +22,7 @@
 #include "params.h"
 #include "vbuf.h"
 
-#define PIPE_OUTPUT_MAX 1000            /* bytes of command output kept */
+#define PIPE_OUTPUT_MAX 1000 /* bytes of command output kept */
 
 /* sysexits.h codes and what they mean for the message. */
 static const struct {
@@ -30,35 +30,26 @@ static const struct {
     int status;
     const char *dsn;
 } pipe_exits[] = {
-    {EX_USAGE, DELIVER_BOUNCE, "5.3.0"},
-    {EX_DATAERR, DELIVER_BOUNCE, "5.6.0"},
-    {EX_NOINPUT, DELIVER_BOUNCE, "5.3.0"},
-    {EX_NOUSER, DELIVER_BOUNCE, "5.1.1"},
-    {EX_NOHOST, DELIVER_BOUNCE, "5.1.2"},
-    {EX_UNAVAILABLE, DELIVER_BOUNCE, "5.3.0"},
-    {EX_SOFTWARE, DELIVER_BOUNCE, "5.3.0"},
-    {EX_OSERR, DELIVER_DEFER, "4.3.0"},
-    {EX_OSFILE, DELIVER_BOUNCE, "5.3.0"},
-    {EX_CANTCREAT, DELIVER_BOUNCE, "5.2.0"},
-    {EX_IOERR, DELIVER_BOUNCE, "5.3.0"},
-    {EX_TEMPFAIL, DELIVER_DEFER, "4.3.0"},
-    {EX_PROTOCOL, DELIVER_BOUNCE, "5.5.0"},
-    {EX_NOPERM, DELIVER_BOUNCE, "5.7.0"},
+    {EX_USAGE, DELIVER_BOUNCE, "5.3.0"},    {EX_DATAERR, DELIVER_BOUNCE, "5.6.0"},
+    {EX_NOINPUT, DELIVER_BOUNCE, "5.3.0"},  {EX_NOUSER, DELIVER_BOUNCE, "5.1.1"},
+    {EX_NOHOST, DELIVER_BOUNCE, "5.1.2"},   {EX_UNAVAILABLE, DELIVER_BOUNCE, "5.3.0"},
+    {EX_SOFTWARE, DELIVER_BOUNCE, "5.3.0"}, {EX_OSERR, DELIVER_DEFER, "4.3.0"},
+    {EX_OSFILE, DELIVER_BOUNCE, "5.3.0"},   {EX_CANTCREAT, DELIVER_BOUNCE, "5.2.0"},
+    {EX_IOERR, DELIVER_BOUNCE, "5.3.0"},    {EX_TEMPFAIL, DELIVER_DEFER, "4.3.0"},
+    {EX_PROTOCOL, DELIVER_BOUNCE, "5.5.0"}, {EX_NOPERM, DELIVER_BOUNCE, "5.7.0"},
     {EX_CONFIG, DELIVER_BOUNCE, "5.3.5"},
 };
 
 /* local_pipe_exit_status - a finished command's result */
-void local_pipe_exit_status(int wstatus, int timed_out, const char *command, const char *output,
-                            local_status *st)
+void local_pipe_exit_status(int wstatus, int timed_out, const char *command, const char *output, local_status *st)
 {
     const char *sep = *output ? ". Command output: " : "";
 
     if (timed_out) {
-        local_status_set(st, DELIVER_BOUNCE, "5.3.0", "command time limit exceeded: \"%s\"%s%s",
-                         command, sep, output);
+        local_status_set(st, DELIVER_BOUNCE, "5.3.0", "command time limit exceeded: \"%s\"%s%s", command, sep, output);
     } else if (WIFSIGNALED(wstatus)) {
-        local_status_set(st, DELIVER_DEFER, "4.3.0", "Command died with signal %d: \"%s\"%s%s",
-                         WTERMSIG(wstatus), command, sep, output);
+        local_status_set(st, DELIVER_DEFER, "4.3.0", "Command died with signal %d: \"%s\"%s%s", WTERMSIG(wstatus),
+                         command, sep, output);
     } else if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) {
         local_status_set(st, DELIVER_OK, "2.0.0", "delivered to command: %s", command);
     } else {
@@ -71,8 +62,7 @@ void local_pipe_exit_status(int wstatus, int timed_out, const char *command, con
                 status = pipe_exits[i].status;
                 dsn = pipe_exits[i].dsn;
             }
-        local_status_set(st, status, dsn, "Command died with status %d: \"%s\"%s%s", code, command,
-                         sep, output);
+        local_status_set(st, status, dsn, "Command died with status %d: \"%s\"%s%s", code, command, sep, output);
     }
 }
 
@@ -100,8 +90,7 @@ static int pipe_drain(pipe_job *j)
         return -1;
     if (j->output.len < PIPE_OUTPUT_MAX)
         (void) vbuf_append(&j->output, buf,
-                           (size_t) n > PIPE_OUTPUT_MAX - j->output.len ? PIPE_OUTPUT_MAX - j->output.len
-                                                                        : (size_t) n);
+                           (size_t) n > PIPE_OUTPUT_MAX - j->output.len ? PIPE_OUTPUT_MAX - j->output.len : (size_t) n);
     return 0;
 }
 
@@ -132,7 +121,7 @@ static int pipe_write(void *ctx, const void *data, size_t len)
             ssize_t n = write(j->in_fd, p, len);
 
             if (n < 0 && errno == EPIPE) {
-                j->epipe = 1;           /* the command stopped reading: its exit status decides */
+                j->epipe = 1; /* the command stopped reading: its exit status decides */
             } else if (n < 0 && errno != EINTR && errno != EAGAIN) {
                 return -1;
             } else if (n > 0) {
@@ -183,7 +172,9 @@ static void pipe_child(void *ctx, local_status *st)
     vbuf_init(&j->output, 0);
     (void) signal(SIGPIPE, SIG_IGN);
     (void) local_copy_msg(j->c->msg, j->c->sender, j->c->delivered_to,
-                          LOCAL_COPY_LF | LOCAL_COPY_RETURN_PATH | LOCAL_COPY_DELIVERED, pipe_write, j);
+                          LOCAL_COPY_LF | LOCAL_COPY_RETURN_PATH |
+                              (local_prepend_delivered("command") ? LOCAL_COPY_DELIVERED : 0),
+                          pipe_write, j);
     (void) close(j->in_fd);
     /* Collect the rest of the output and the exit status, within the time limit. */
     for (;;) {
@@ -232,7 +223,12 @@ static char *pipe_env(const char *name, const char *value)
 
     vbuf_init(&b, 0);
     (void) vbuf_printf(&b, "%s=%s", name, value ? value : "");
-    return vbuf_steal(&b);
+    {
+        char *copy = vbuf_steal(&b);
+
+        vbuf_release(&b);
+        return copy;
+    }
 }
 
 /* local_pipe - deliver to the command named by a list */

@@ -36,32 +36,30 @@ static int privs_drop(const local_user *u, local_status *st)
     if (!local_privileged()) {
         if (u->uid != getuid()) {
             local_status_set(st, DELIVER_DEFER, "4.3.0",
-                             "an unprivileged mail system cannot deliver as user \"%s\" (uid %ld)",
-                             u->name, (long) u->uid);
+                             "an unprivileged mail system cannot deliver as user \"%s\" (uid %ld)", u->name,
+                             (long) u->uid);
             return -1;
         }
         return 0;
     }
     if (setgroups(1, &u->gid) < 0 || setgid(u->gid) < 0 || setuid(u->uid) < 0) {
-        local_status_set(st, DELIVER_DEFER, "4.3.0", "cannot change to uid %ld gid %ld: %s",
-                         (long) u->uid, (long) u->gid, strerror(errno));
+        local_status_set(st, DELIVER_DEFER, "4.3.0", "cannot change to uid %ld gid %ld: %s", (long) u->uid,
+                         (long) u->gid, strerror(errno));
         return -1;
     }
     /* Don't assume: check that real and effective ids changed, and root is gone. */
-    if (getuid() != u->uid || geteuid() != u->uid || getgid() != u->gid || getegid() != u->gid
-        || (u->uid != 0 && setuid(0) == 0)) {
-        local_status_set(st, DELIVER_DEFER, "4.3.0", "privilege drop to uid %ld did not take",
-                         (long) u->uid);
+    if (getuid() != u->uid || geteuid() != u->uid || getgid() != u->gid || getegid() != u->gid ||
+        (u->uid != 0 && setuid(0) == 0)) {
+        local_status_set(st, DELIVER_DEFER, "4.3.0", "privilege drop to uid %ld did not take", (long) u->uid);
         return -1;
     }
     return 0;
 }
 
 /* privs_child - the child's side: deliver and report */
-static void privs_child(int fd, const local_user *u, local_child_fn pre_root, local_child_fn fn,
-                        void *ctx) __attribute__((noreturn));
-static void privs_child(int fd, const local_user *u, local_child_fn pre_root, local_child_fn fn,
-                        void *ctx)
+static void privs_child(int fd, const local_user *u, local_child_fn pre_root, local_child_fn fn, void *ctx)
+    __attribute__((noreturn));
+static void privs_child(int fd, const local_user *u, local_child_fn pre_root, local_child_fn fn, void *ctx)
 {
     local_status st;
     attr_list *l = attr_new();
@@ -86,8 +84,8 @@ static void privs_child(int fd, const local_user *u, local_child_fn pre_root, lo
 }
 
 /* local_run_as - run a delivery in a child as U; its outcome in st */
-void local_run_as(const local_user *u, local_child_fn pre_root, local_child_fn fn, void *ctx,
-                  int timeout, local_status *st)
+void local_run_as(const local_user *u, local_child_fn pre_root, local_child_fn fn, void *ctx, int timeout,
+                  local_status *st)
 {
     int fds[2], wstatus;
     pid_t pid;
@@ -126,8 +124,8 @@ void local_run_as(const local_user *u, local_child_fn pre_root, local_child_fn f
         (void) kill(pid, SIGKILL);
     while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
         ;
-    if (rc != 0 || attr_scan(l, specs) != 0 || status < DELIVER_OK || status > DELIVER_BOUNCE
-        || strlen(dsn) >= sizeof(st->dsn) || (dsn[0] != '2' && dsn[0] != '4' && dsn[0] != '5')) {
+    if (rc != 0 || attr_scan(l, specs) != 0 || status < DELIVER_OK || status > DELIVER_BOUNCE ||
+        strlen(dsn) >= sizeof(st->dsn) || (dsn[0] != '2' && dsn[0] != '4' && dsn[0] != '5')) {
         local_status_set(st, DELIVER_DEFER, "4.3.0", "delivery process failed%s",
                          rc == STREAM_TIMEOUT ? ": time limit exceeded" : "");
     } else {

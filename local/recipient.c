@@ -93,12 +93,16 @@ void local_recipient(local_ctx *c)
         goto out_plain;
     }
     if (at && !local_domain_is_local(at + 1)) {
-        /* The request's own recipient in a virtual domain is ours; list members go on via the queue. */
-        if (c->depth == 0 && local_virtual_domain(at + 1))
+        if (c->depth == 0 && local_virtual_domain(at + 1)) {
             local_virtual(c);
-        else
+            goto out_plain;
+        }
+        /* List members elsewhere go on through the queue (Delivered-To stops loops). */
+        if (c->depth > 0) {
             local_forward_add(c, c->address);
-        goto out_plain;
+            goto out_plain;
+        }
+        /* The request's own recipient in a domain routed here (transport_maps): the local part decides. */
     }
     localpart = at ? xstrndup(c->address, (size_t) (at - c->address)) : xstrdup(c->address);
     str_lower(localpart);
@@ -114,8 +118,7 @@ void local_recipient(local_ctx *c)
     c->extension = ext;
     c->delivered_to = c->address;
     in_chain = local_in_chain(c);
-    if (!in_chain && !c->no_expand
-        && (local_alias(c, localpart) || (ext && local_alias(c, base))))
+    if (!in_chain && !c->no_expand && (local_alias(c, localpart) || (ext && local_alias(c, base))))
         goto out;
     u = local_user_byname(base, &why);
     if (u == NULL) {

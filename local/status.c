@@ -21,6 +21,7 @@ void local_status_init(local_status *st)
     vbuf_init(&st->reason, 0);
 }
 
+/* local_status_free - release the reason text */
 void local_status_free(local_status *st)
 {
     vbuf_release(&st->reason);
@@ -62,9 +63,7 @@ void local_result(local_ctx *c, const char *target, const local_status *st)
     res.index = c->rcpt->index;
     res.status = st->status;
     memcpy(res.dsn, st->dsn, sizeof(res.dsn));
-    res.action = st->status == DELIVER_OK ? "delivered"
-                 : st->status == DELIVER_DEFER ? "delayed"
-                                               : "failed";
+    res.action = st->status == DELIVER_OK ? "delivered" : st->status == DELIVER_DEFER ? "delayed" : "failed";
     res.reason = (char *) vbuf_str(&st->reason);
     res.relay = c->msg->req->transport && *c->msg->req->transport ? c->msg->req->transport : "local";
     /* The log names the target; orig_to names what the sender wrote when it differs. */

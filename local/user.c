@@ -62,6 +62,7 @@ local_user *local_user_byuid(uid_t uid, gid_t gid)
     return u;
 }
 
+/* local_user_dup - a deep copy */
 local_user *local_user_dup(const local_user *u)
 {
     local_user *d = xcalloc(1, sizeof(*d));
@@ -74,6 +75,7 @@ local_user *local_user_dup(const local_user *u)
     return d;
 }
 
+/* local_user_free - release a user (NULL is fine) */
 void local_user_free(local_user *u)
 {
     if (u == NULL)

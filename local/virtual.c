@@ -36,6 +36,17 @@ void local_virtual_open(void)
     virtual_open();
 }
 
+/* local_virtual_close - release the tables */
+void local_virtual_close(void)
+{
+    if (virtual_mailboxes) {
+        maps_close(virtual_mailboxes);
+        maps_close(virtual_uids);
+        maps_close(virtual_gids);
+    }
+    virtual_mailboxes = virtual_uids = virtual_gids = NULL;
+}
+
 /* virtual_path_ok - a relative path with no ".." component */
 static int virtual_path_ok(const char *p)
 {

@@ -20,6 +20,7 @@
 #include "params.h"
 #include "vbuf.h"
 
+/* main - start the supervisor: config, identity, lock, listeners, loop */
 int main(int argc, char **argv)
 {
     vbuf why;
@@ -46,6 +47,14 @@ int main(int argc, char **argv)
         msg_fatal("usage: master [-c confdir] [-f] [-v]");
     if (master_confdir == NULL)
         master_confdir = conf_dir_default();
+    if (master_confdir[0] != '/') {
+        /* master and the daemons work in queue_directory. */
+        char *abs = realpath(master_confdir, NULL);
+
+        if (abs == NULL)
+            msg_fatal("config directory %s: %m", master_confdir);
+        master_confdir = abs;
+    }
     if (conf_load(master_confdir) > 0)
         msg_fatal("%s/main.cf: configuration errors (run kite check)", master_confdir);
     master_open_log();
@@ -62,7 +71,7 @@ int main(int argc, char **argv)
     vbuf_release(&why);
     master_child_env_init();
     msg_info("daemon started -- version %s, configuration %s", var_mail_version, master_confdir);
-    master_detach_stdio();                     /* kite start sees EOF: ready */
+    master_detach_stdio(); /* kite start sees EOF: ready */
     master_main_loop();
     msg_info("stopped");
     return 0;

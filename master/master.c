@@ -99,8 +99,7 @@ void master_lock_pid_file(void)
             memset(&fl, 0, sizeof(fl));
             fl.l_type = F_WRLCK;
             if (fcntl(lock_fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK)
-                msg_fatal("the Kite mail system is already running (pid %ld, %s)", (long) fl.l_pid,
-                          vbuf_str(&path));
+                msg_fatal("the Kite mail system is already running (pid %ld, %s)", (long) fl.l_pid, vbuf_str(&path));
             msg_fatal("the Kite mail system is already running (%s is locked)", vbuf_str(&path));
         }
         msg_fatal("lock %s: %m", vbuf_str(&path));
@@ -336,4 +335,3 @@ void master_detach_stdio(void)
     }
     close(fd);
 }
-

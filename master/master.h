@@ -24,6 +24,7 @@ typedef struct master_service {
     int avail;                          /* children waiting for a client */
     time_t throttled_until;             /* 0 = not throttled */
     time_t next_wakeup;                 /* 0 = no wakeup */
+    time_t limit_warned;                /* last "process limit" warning */
     int keep;                           /* reload mark */
     struct master_service *next;
 } master_service;

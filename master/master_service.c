@@ -124,8 +124,8 @@ static int open_inet_host(master_service *serv, const char *host, int family, in
             close(fd);
             if (ai->ai_family == AF_INET6 && tolerate_v6 && (saved == EADDRNOTAVAIL || saved == EAFNOSUPPORT))
                 continue;
-            vbuf_printf(why, "%s: bind %s%s%s:%s: %s", serv->ent->source, ai->ai_family == AF_INET6 ? "[" : "",
-                        addr, ai->ai_family == AF_INET6 ? "]" : "", serv->ent->port, strerror(saved));
+            vbuf_printf(why, "%s: bind %s%s%s:%s: %s", serv->ent->source, ai->ai_family == AF_INET6 ? "[" : "", addr,
+                        ai->ai_family == AF_INET6 ? "]" : "", serv->ent->port, strerror(saved));
             freeaddrinfo(res);
             return -1;
         }
@@ -271,7 +271,7 @@ static void service_apply(master_service *serv, master_cf_entry *ent)
     if (ent->wakeup == 0)
         serv->next_wakeup = 0;
     else if (serv->next_wakeup == 0)
-        serv->next_wakeup = master_now();  /* first trigger right away */
+        serv->next_wakeup = master_now(); /* first trigger right away */
 }
 
 /* service_new - a service with its sockets and status pipe; NULL on error */
@@ -346,11 +346,18 @@ void master_services_reload(const master_cf *cf)
             if (!serv->keep && serv->ent->type == ent->type && strcmp(serv->ent->name, ent->name) == 0)
                 break;
         if (serv) {
+            char *old_sock = serv->sock_path ? xstrdup(serv->sock_path) : NULL;
+
             serv->keep = 1;
             service_apply(serv, ent);
+            /* Its children are retired below: wake the new generation now. */
+            if (ent->wakeup > 0)
+                serv->next_wakeup = master_now();
             if (strcmp(key, serv->listen_key) != 0) {
                 /* Address or interfaces changed: new sockets. */
                 master_service_close_listeners(serv);
+                if (old_sock && unlink(old_sock) < 0 && errno != ENOENT)
+                    msg_warn("unlink %s: %m", old_sock);
                 xfree(serv->listen_key);
                 serv->listen_key = key;
                 key = NULL;
@@ -359,6 +366,7 @@ void master_services_reload(const master_cf *cf)
                     msg_error("reload: %s", vbuf_str(&why));
             }
             serv->throttled_until = 0;
+            xfree(old_sock);
             xfree(key);
             continue;
         }
@@ -422,7 +430,7 @@ void master_wakeup(master_service *serv)
         return;
     }
     s = stream_open(fd);
-    stream_set_timeout(s, 0);           /* a tiny frame into an empty socket buffer */
+    stream_set_timeout(s, 0); /* a tiny frame into an empty socket buffer */
     req = attr_new();
     attr_put_str(req, "request", "wakeup");
     if (attr_write(s, req) < 0)

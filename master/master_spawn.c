@@ -143,6 +143,13 @@ void master_spawn(master_service *serv)
         for (int sig = 1; sig < NSIG; sig++)
             (void) sigaction(sig, &sa, NULL);
         child_setup_fds(serv);
+        /*
+         * In the foreground (a terminal, a container) Ctrl-C goes to the
+         * whole process group: keep children out of it, so that master
+         * alone is interrupted and stops them gracefully.
+         */
+        if (master_foreground && setpgid(0, 0) < 0)
+            _exit(126);
         sigprocmask(SIG_SETMASK, &old, NULL);
         {
             sigset_t none;
@@ -159,7 +166,7 @@ void master_spawn(master_service *serv)
     proc = xcalloc(1, sizeof(*proc));
     proc->pid = pid;
     proc->serv = serv;
-    proc->avail = 1;                    /* a new child is ready to accept */
+    proc->avail = 1; /* a new child is ready to accept */
     proc->next = master_procs;
     master_procs = proc;
     serv->total++;
@@ -203,7 +210,8 @@ void master_reap(void)
         bad = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
         if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
             msg_warn("process %s pid %ld exit status %d", path, (long) pid, WEXITSTATUS(status));
-        else if (WIFSIGNALED(status) && !(proc->signalled && (WTERMSIG(status) == SIGKILL || WTERMSIG(status) == SIGTERM)))
+        else if (WIFSIGNALED(status) &&
+                 !(proc->signalled && (WTERMSIG(status) == SIGKILL || WTERMSIG(status) == SIGTERM)))
             msg_warn("process %s pid %ld killed by signal %d", path, (long) pid, WTERMSIG(status));
         /*
          * A child that fails before serving anybody says the command is
@@ -245,6 +253,13 @@ void master_status_read(master_service *serv)
                 proc->avail = 0;
                 proc->use_count++;
                 serv->avail--;
+                if (serv->avail == 0 && serv->maxproc > 0 && serv->total >= serv->maxproc &&
+                    master_now() - serv->limit_warned >= 300) {
+                    msg_warn("service \"%s\" has reached its process limit \"%d\": "
+                             "new clients may experience noticeable delays",
+                             serv->ent->name, serv->maxproc);
+                    serv->limit_warned = master_now();
+                }
             } else if (rec[i].status == MAIL_SERVER_STAT_AVAIL && !proc->avail) {
                 proc->avail = 1;
                 serv->avail++;

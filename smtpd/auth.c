@@ -39,7 +39,7 @@
 
 #define MECH_PLAIN 1
 #define MECH_LOGIN 2
-#define MECH_CRAM  3
+#define MECH_CRAM 3
 #define MECH_SCRAM 4
 
 #define SCRAM_ITERATIONS 4096
@@ -49,13 +49,13 @@ struct smtpd_sasl {
     int mech;
     int step;
     vbuf user;
-    vbuf challenge;                     /* CRAM-MD5 challenge */
-    vbuf client_first_bare;             /* SCRAM */
+    vbuf challenge;         /* CRAM-MD5 challenge */
+    vbuf client_first_bare; /* SCRAM */
     vbuf server_first;
     vbuf gs2_header;
     vbuf nonce;
     vbuf server_final;
-    int ok;                             /* SCRAM proof verified, waiting for the empty reply */
+    int ok; /* SCRAM proof verified, waiting for the empty reply */
 };
 
 static const struct {
@@ -149,7 +149,7 @@ static int secrets_plain(const char *value)
         else if (strncmp(w, "hash:", 5) == 0 || strncmp(w, "btree:", 6) == 0)
             all &= scan_source(strchr(w, ':') + 1);
         else if (strncmp(w, "static:", 7) == 0)
-            all &= value_plain(w + 7);
+            all &= value_plain(w[7] == '{' ? w + 8 : w + 7); /* static:{value} */
         else
             all = 0;
     }
@@ -163,6 +163,10 @@ void smtpd_sasl_init(void)
     size_t i;
 
     mech_list[0] = 0;
+    if (password_maps) {
+        maps_close(password_maps);
+        password_maps = NULL;
+    }
     if (!var_smtpd_sasl_auth_enable)
         return;
     if (var_smtpd_sasl_password_maps == NULL || *var_smtpd_sasl_password_maps == 0) {
@@ -308,7 +312,7 @@ int smtpd_scram_server_first(smtpd_sasl *x, const char *cf, const char *snonce, 
     vbuf_setn(&x->gs2_header, cf, (size_t) (p - cf));
     bare = p;
     if (strncmp(bare, "m=", 2) == 0)
-        return -1;                      /* RFC 5802: mandatory extensions unsupported */
+        return -1; /* RFC 5802: mandatory extensions unsupported */
     if (strncmp(bare, "n=", 2) != 0)
         return -1;
     n = bare + 2;
@@ -553,8 +557,8 @@ static void sasl_step(smtpd_session *s, const char *data, size_t len)
             challenge(s, "", 0);
             return;
         }
-        if (n1 == NULL || (n2 = memchr(n1 + 1, 0, len - (size_t) (n1 + 1 - data))) == NULL
-            || memchr(n2 + 1, 0, len - (size_t) (n2 + 1 - data))) {
+        if (n1 == NULL || (n2 = memchr(n1 + 1, 0, len - (size_t) (n1 + 1 - data))) == NULL ||
+            memchr(n2 + 1, 0, len - (size_t) (n2 + 1 - data))) {
             auth_fail(s, "malformed PLAIN response");
             return;
         }
@@ -677,8 +681,8 @@ static void sasl_step(smtpd_session *s, const char *data, size_t len)
                 smtpd_reply(s, "454 4.7.0 Temporary authentication failure");
                 return;
             }
-            if (stored == NULL || (secret = plain_secret(stored)) == NULL
-                || smtpd_scram_server_final(x, secret, data, &out) < 0) {
+            if (stored == NULL || (secret = plain_secret(stored)) == NULL ||
+                smtpd_scram_server_final(x, secret, data, &out) < 0) {
                 vbuf_release(&out);
                 auth_fail(s, "authentication failure");
                 return;

@@ -105,7 +105,7 @@ static void bdat_done(smtpd_session *s)
     }
     if (s->data_errors && !s->bdat_last) {
         const char *reply = s->data_errors & SMTPD_DATA_TOO_BIG ? "552 5.3.4 Message size exceeds fixed limit"
-                                                                 : "451 4.3.0 Error: queue file write error";
+                                                                : "451 4.3.0 Error: queue file write error";
 
         smtpd_log_reject(s, "BDAT", reply, NULL);
         smtpd_queue_abort(s);

@@ -32,15 +32,15 @@
 #include "strutil.h"
 
 /* Outcomes of one restriction. */
-#define CHK_DUNNO  0
+#define CHK_DUNNO 0
 #define CHK_PERMIT 1
-#define CHK_REJECT 2                    /* reply in chk->reply */
+#define CHK_REJECT 2 /* reply in chk->reply */
 
 typedef struct restriction {
     char *name;
-    char *table_spec;                   /* for check_*_access */
+    char *table_spec; /* for check_*_access */
     maps *table;
-    int single_key;                     /* pcre:/regexp:/cidr: match the whole string */
+    int single_key; /* pcre:/regexp:/cidr: match the whole string */
 } restriction;
 
 typedef struct restriction_list {
@@ -50,11 +50,11 @@ typedef struct restriction_list {
 } restriction_list;
 
 typedef struct domain_list {
-    char **names;                       /* literal names (".dom" = subdomains) */
+    char **names; /* literal names (".dom" = subdomains) */
     size_t nnames;
     maps **tables;
     size_t ntables;
-    int subdomains;                     /* parent_domain_matches_subdomains */
+    int subdomains; /* parent_domain_matches_subdomains */
 } domain_list;
 
 typedef struct chk_ctx {
@@ -68,8 +68,8 @@ typedef struct chk_ctx {
 static restriction_list client_list, helo_list, sender_list, relay_list, rcpt_list, data_list;
 static domain_list mydest_list, relay_domain_list, vmbox_domain_list, valias_domain_list;
 static maps *local_rcpt_maps, *alias_maps_tab, *vmbox_maps, *valias_maps;
-static int local_rcpt_passwd;           /* local_recipient_maps includes the passwd file */
-static int local_rcpt_check;            /* check local recipients at all */
+static int local_rcpt_passwd; /* local_recipient_maps includes the passwd file */
+static int local_rcpt_check;  /* check local recipients at all */
 static char **mynet_items;
 static size_t mynet_count;
 static maps **mynet_tables;
@@ -278,10 +278,80 @@ int smtpd_check_mynetworks(const char *addr)
     return 0;
 }
 
+/* list_free - release a parsed restriction list */
+static void list_free(restriction_list *rl)
+{
+    size_t i;
+
+    for (i = 0; i < rl->count; i++) {
+        xfree(rl->items[i].name);
+        xfree(rl->items[i].table_spec);
+        if (rl->items[i].table)
+            maps_close(rl->items[i].table);
+    }
+    xfree(rl->items);
+    memset(rl, 0, sizeof(*rl));
+}
+
+/* domains_free - release a parsed domain list */
+static void domains_free(domain_list *dl)
+{
+    size_t i;
+
+    for (i = 0; i < dl->nnames; i++)
+        xfree(dl->names[i]);
+    for (i = 0; i < dl->ntables; i++)
+        maps_close(dl->tables[i]);
+    xfree(dl->names);
+    xfree(dl->tables);
+    memset(dl, 0, sizeof(*dl));
+}
+
+/* maps_release - close a table list if open */
+static void maps_release(maps **m)
+{
+    if (*m)
+        maps_close(*m);
+    *m = NULL;
+}
+
+/* check_free - forget a previous smtpd_check_init (tests re-initialise) */
+static void check_free(void)
+{
+    size_t i;
+
+    list_free(&client_list);
+    list_free(&helo_list);
+    list_free(&sender_list);
+    list_free(&relay_list);
+    list_free(&rcpt_list);
+    list_free(&data_list);
+    domains_free(&mydest_list);
+    domains_free(&relay_domain_list);
+    domains_free(&vmbox_domain_list);
+    domains_free(&valias_domain_list);
+    maps_release(&local_rcpt_maps);
+    maps_release(&alias_maps_tab);
+    maps_release(&vmbox_maps);
+    maps_release(&valias_maps);
+    for (i = 0; i < mynet_count; i++)
+        xfree(mynet_items[i]);
+    for (i = 0; i < mynet_ntables; i++)
+        maps_close(mynet_tables[i]);
+    xfree(mynet_items);
+    xfree(mynet_tables);
+    mynet_items = NULL;
+    mynet_tables = NULL;
+    mynet_count = mynet_ntables = 0;
+    local_rcpt_passwd = local_rcpt_check = 0;
+}
+
 /* smtpd_check_init - parse the parameters and open the tables (before chroot) */
 void smtpd_check_init(void)
 {
     char *copy, *cursor, *w;
+
+    check_free();
 
     list_parse(&client_list, "smtpd_client_restrictions", var_smtpd_client_restrictions);
     list_parse(&helo_list, "smtpd_helo_restrictions", var_smtpd_helo_restrictions);
@@ -454,7 +524,7 @@ static int rcpt_known(const char *rcpt, const char **table, int *code)
         *code = (int) var_unknown_virtual_mailbox_reject_code;
         return found(vmbox_maps, rcpt, 0);
     }
-    return 1;                           /* relay or remote: not ours to say */
+    return 1; /* relay or remote: not ours to say */
 }
 
 /* smtpd_check_known_rcpt - see smtpd.h */
@@ -473,7 +543,7 @@ static int rcpt_domain_ours(const char *rcpt)
     int r;
 
     if (domain == NULL)
-        return 1;                       /* "postmaster" and other bare local names */
+        return 1; /* "postmaster" and other bare local names */
     if ((r = domain_match(&mydest_list, domain)) != 0)
         return r;
     if ((r = domain_match(&valias_domain_list, domain)) != 0)
@@ -514,8 +584,8 @@ static int access_action(chk_ctx *c, const char *result, const char *what, const
         return reject_fmt(c, (int) var_access_map_reject_code, "5.7.1", what, kind, *text ? text : "Access denied");
     if (strcasecmp(word, "DEFER") == 0 || strcasecmp(word, "DEFER_IF_PERMIT") == 0)
         return reject_fmt(c, (int) var_defer_code, "4.7.1", what, kind, *text ? text : "Access denied");
-    if (n == 3 && (word[0] == '4' || word[0] == '5') && isdigit((unsigned char) word[1])
-        && isdigit((unsigned char) word[2])) {
+    if (n == 3 && (word[0] == '4' || word[0] == '5') && isdigit((unsigned char) word[1]) &&
+        isdigit((unsigned char) word[2])) {
         /* "550 text" or "550 5.7.1 text" */
         char dsn[16];
         size_t dl = strcspn(text, " ");
@@ -600,14 +670,17 @@ static int check_client_access(chk_ctx *c, restriction *r)
         if (strcmp(c->s->name, "unknown") != 0)
             keys[n++] = c->s->name;
         if (!strchr(c->s->addr, ':')) {
-            snprintf(nets[0], sizeof(nets[0]), "%s", c->s->addr);
+            char work[64];
+
+            /* 192.0.2.1 -> "192.0.2", "192.0", "192" (Postfix's hash-table client lookups). */
+            snprintf(work, sizeof(work), "%s", c->s->addr);
             for (i = 0; i < 3; i++) {
-                char *dot = strrchr(nets[0], '.');
+                char *dot = strrchr(work, '.');
 
                 if (dot == NULL)
                     break;
                 *dot = 0;
-                memcpy(nets[i], nets[0], sizeof(nets[0]));
+                memcpy(nets[i], work, sizeof(work));
                 keys[n++] = nets[i];
             }
         }
@@ -655,9 +728,9 @@ static int eval_one(chk_ctx *c, restriction *r)
     if (strcmp(n, "permit_sasl_authenticated") == 0)
         return c->s->sasl_username ? CHK_PERMIT : CHK_DUNNO;
     if (strcmp(n, "permit_tls_all_clientcerts") == 0 || strcmp(n, "permit_tls_clientcerts") == 0)
-        return CHK_DUNNO;               /* no client certificates are requested */
-    if (strcmp(n, "reject_unauth_destination") == 0 || strcmp(n, "defer_unauth_destination") == 0
-        || strcmp(n, "permit_auth_destination") == 0) {
+        return CHK_DUNNO; /* no client certificates are requested */
+    if (strcmp(n, "reject_unauth_destination") == 0 || strcmp(n, "defer_unauth_destination") == 0 ||
+        strcmp(n, "permit_auth_destination") == 0) {
         int ours;
 
         if (c->rcpt == NULL)
@@ -702,7 +775,7 @@ static int eval_one(chk_ctx *c, restriction *r)
         return reject_fmt(c, 504, "5.5.2", c->helo, "Helo command", "need fully-qualified hostname");
     }
     if (strcmp(n, "reject_non_fqdn_sender") == 0 || strcmp(n, "reject_non_fqdn_recipient") == 0) {
-        int snd = n[11] == 's';
+        int snd = strcmp(n, "reject_non_fqdn_sender") == 0;
         const char *a = snd ? c->sender : c->rcpt;
         const char *d;
 
@@ -799,9 +872,14 @@ const char *smtpd_check_rcpt(smtpd_session *s, const char *rcpt)
     restriction unlisted = {"reject_unlisted_recipient", NULL, NULL, 0};
 
     ctx_init(&c, s, rcpt);
+    /* Like Postfix: with both lists empty nothing guards relaying; refuse, never relay. */
+    if (relay_list.count == 0 && rcpt_list.count == 0) {
+        msg_warn("smtpd_relay_restrictions and smtpd_recipient_restrictions are both empty");
+        return "451 4.3.5 Server configuration error";
+    }
     if (var_smtpd_delay_reject) {
-        if (eval_list(&c, &client_list) == CHK_REJECT || eval_list(&c, &helo_list) == CHK_REJECT
-            || eval_list(&c, &sender_list) == CHK_REJECT)
+        if (eval_list(&c, &client_list) == CHK_REJECT || eval_list(&c, &helo_list) == CHK_REJECT ||
+            eval_list(&c, &sender_list) == CHK_REJECT)
             return verdict(&c);
     }
     if (eval_list(&c, &relay_list) == CHK_REJECT || eval_list(&c, &rcpt_list) == CHK_REJECT)

@@ -22,8 +22,8 @@
 #include "params.h"
 #include "smtpd.h"
 
-#define SMTPD_DATA_READ_MAX 4096        /* bytes per stream_getline piece */
-#define SMTPD_CONTENT_CHUNK 65536       /* bytes handed to cleanup at once */
+#define SMTPD_DATA_READ_MAX 4096  /* bytes per stream_getline piece */
+#define SMTPD_CONTENT_CHUNK 65536 /* bytes handed to cleanup at once */
 
 /* smtpd_content - buffer message content for cleanup */
 void smtpd_content(smtpd_session *s, const void *data, size_t len)
@@ -56,7 +56,9 @@ void smtpd_received_header(smtpd_session *s)
         vbuf_printf(&h, "\t(using %s)\r\n", smtpd_tls_description(s));
     if (s->sasl_username && var_smtpd_sasl_authenticated_header)
         vbuf_printf(&h, "\t(Authenticated sender: %s)\r\n", s->sasl_username);
-    vbuf_printf(&h, "\tby %s (%s) with %s id %s", var_myhostname, var_mail_name, smtpd_protocol(s), s->queue_id);
+    vbuf_printf(&h, "\tby %s (%s) with %s", var_myhostname, var_mail_name, smtpd_protocol(s));
+    if (s->queue_id[0])
+        vbuf_printf(&h, " id %s", s->queue_id);
     if (s->rcpt_count == 1 && s->first_rcpt)
         vbuf_printf(&h, "\r\n\tfor <%s>", s->first_rcpt);
     if (localtime_r(&now, &tm) == NULL || strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm) == 0)
@@ -70,7 +72,7 @@ void smtpd_received_header(smtpd_session *s)
 void smtpd_data_start(smtpd_session *s)
 {
     s->data_errors = 0;
-    s->data_prev_crlf = 1;              /* the DATA command's own CRLF */
+    s->data_prev_crlf = 1; /* the DATA command's own CRLF */
     s->data_mid_line = 0;
     s->data_line_len = 0;
     s->msg_size = 0;
@@ -111,7 +113,7 @@ int smtpd_data_line(smtpd_session *s, const char *data, size_t len, int flags)
         s->data_errors |= SMTPD_DATA_TOO_BIG;
     smtpd_content(s, data, len);
     if (ended)
-        smtpd_content(s, "\r\n", 2);    /* a tolerated bare LF becomes CRLF */
+        smtpd_content(s, "\r\n", 2); /* a tolerated bare LF becomes CRLF */
     s->data_prev_crlf = (flags & STREAM_LINE_CRLF) != 0;
     s->data_mid_line = (flags & STREAM_LINE_TOOLONG) != 0;
     if (ended)
@@ -138,14 +140,13 @@ static const char *data_error_reply(int errors)
 }
 
 /*
- * smtpd_data_finish - end of DATA or BDAT LAST: hand the message to cleanup
- * and answer only after cleanup says the file is safe on disk.
+ * smtpd_data_finish - end of DATA or BDAT LAST: hand the message to cleanup.
+ * The answer waits for cleanup's verdict, which comes only after the queue
+ * file is safe on disk; meanwhile the event loop serves other sessions.
  */
 void smtpd_data_finish(smtpd_session *s, const char *verb)
 {
-    vbuf reason;
-    int st;
-
+    s->finish_verb = verb;
     if (s->data_errors == 0 && s->content.len > 0) {
         if (smtpd_queue_content(s, s->content.data, s->content.len) < 0)
             s->data_errors |= SMTPD_DATA_WRITE_ERR;
@@ -156,29 +157,51 @@ void smtpd_data_finish(smtpd_session *s, const char *verb)
 
         if (s->data_errors & (SMTPD_DATA_BARE_LF | SMTPD_DATA_BARE_CR))
             msg_warn("%s: %s from %s after %s", s->queue_id[0] ? s->queue_id : "NOQUEUE",
-                     s->data_errors & SMTPD_DATA_BARE_LF ? "bare <LF> received" : "bare <CR> received",
-                     s->namaddr, verb);
+                     s->data_errors & SMTPD_DATA_BARE_LF ? "bare <LF> received" : "bare <CR> received", s->namaddr,
+                     verb);
         smtpd_log_reject(s, "END-OF-MESSAGE", reply, NULL);
         smtpd_queue_abort(s);
         smtpd_reply(s, "%s", reply);
-    } else {
-        vbuf_init(&reason, 0);
-        st = smtpd_queue_finish(s, &reason);
-        if (st == CLEANUP_OK) {
-            smtpd_reply(s, "250 2.0.0 Ok: queued as %s", s->queue_id);
-            s->error_count = 0;
-        } else {
-            const char *r = vbuf_str(&reason);
-            const char *code = st == CLEANUP_REJECT ? (strncmp(r, "5.3.4", 5) == 0 ? "552" : "550") : "451";
-
-            if (*r == 0)
-                r = st == CLEANUP_REJECT ? "5.7.1 Error: message rejected" : "4.3.0 Error: queue file write error";
-            msg_info("%s: reject: %s from %s: %s %s; from=<%s> proto=%s helo=<%s>", s->queue_id, verb, s->namaddr,
-                     code, r, s->sender ? s->sender : "", s->esmtp ? "ESMTP" : "SMTP", vbuf_str(&s->helo));
-            smtpd_reply(s, "%s %s", code, r);
-        }
-        vbuf_release(&reason);
+        smtpd_reset(s);
+        s->mode = SMTPD_MODE_CMD;
+        s->flush_now = 1;
+        return;
     }
+    s->queue_wait_fd = smtpd_queue_send_end(s);
+    if (s->queue_wait_fd >= 0) {
+        s->mode = SMTPD_MODE_QUEUE_WAIT;
+        return;
+    }
+    smtpd_data_verdict(s);
+}
+
+/* smtpd_data_verdict - see smtpd.h */
+void smtpd_data_verdict(smtpd_session *s)
+{
+    vbuf reason;
+    int st;
+
+    s->queue_wait_fd = -1;
+    vbuf_init(&reason, 0);
+    st = smtpd_queue_verdict(s, &reason);
+    if (st == CLEANUP_OK) {
+        if (s->queue_id[0])
+            smtpd_reply(s, "250 2.0.0 Ok: queued as %s", s->queue_id);
+        else
+            smtpd_reply(s, "250 2.0.0 Ok: queued"); /* via kitedrop: pickup names it */
+        s->error_count = 0;
+    } else {
+        const char *r = vbuf_str(&reason);
+        const char *code = st == CLEANUP_REJECT ? (strncmp(r, "5.3.4", 5) == 0 ? "552" : "550") : "451";
+
+        if (*r == 0)
+            r = st == CLEANUP_REJECT ? "5.7.1 Error: message rejected" : "4.3.0 Error: queue file write error";
+        msg_info("%s: reject: %s from %s: %s %s; from=<%s> proto=%s helo=<%s>",
+                 s->queue_id[0] ? s->queue_id : "NOQUEUE", s->finish_verb ? s->finish_verb : "DATA", s->namaddr, code,
+                 r, s->sender ? s->sender : "", s->esmtp ? "ESMTP" : "SMTP", vbuf_str(&s->helo));
+        smtpd_reply(s, "%s %s", code, r);
+    }
+    vbuf_release(&reason);
     smtpd_reset(s);
     s->mode = SMTPD_MODE_CMD;
     s->flush_now = 1;

@@ -43,6 +43,7 @@ static conn_count *conn_counts;
 static void session_drive(smtpd_session *s);
 static void on_timeout(void *ctx);
 static void on_wake(void *ctx);
+static void on_queue(int fd, int events, void *ctx);
 
 /* count_adjust - change a client address's count; returns the new count */
 static int count_adjust(const char *addr, int delta)
@@ -130,6 +131,20 @@ static int client_names(int fd, char *name, size_t nlen, char *addr, size_t alen
     return 0;
 }
 
+/*
+ * drain - read what the client already sent, so that closing sends FIN
+ * rather than RST (an RST can destroy our last reply in flight).
+ */
+static void drain(int fd)
+{
+    char buf[4096];
+    int i;
+
+    (void) shutdown(fd, SHUT_WR);
+    for (i = 0; i < 16 && recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0; i++)
+        ;
+}
+
 /* session_close - log the summary, free everything, tell the skeleton */
 static void session_close(smtpd_session *s)
 {
@@ -142,9 +157,12 @@ static void session_close(smtpd_session *s)
     vbuf_release(&counts);
     if (!s->standalone)
         count_adjust(s->addr, -1);
+    if (s->queue_wait_fd >= 0)
+        event_remove(s->queue_wait_fd); /* the queue connection closes below */
     event_timer_cancel(on_timeout, s);
     event_timer_cancel(on_wake, s);
     smtpd_session_free(s);
+    drain(fd);
     multi_server_disconnect(fd);
 }
 
@@ -172,6 +190,16 @@ static void on_wake(void *ctx)
     session_drive(s);
 }
 
+/* on_queue - cleanup's verdict has arrived */
+static void on_queue(int fd, int events, void *ctx)
+{
+    smtpd_session *s = ctx;
+
+    event_remove(fd);
+    smtpd_data_verdict(s);
+    session_drive(s);
+}
+
 /* session_drive - run the engine and wait for what it wants */
 static void session_drive(smtpd_session *s)
 {
@@ -185,6 +213,11 @@ static void session_drive(smtpd_session *s)
     case SMTPD_WANT_WRITE:
         event_disable_read(fd);
         event_enable_write(fd, on_io, s);
+        break;
+    case SMTPD_WANT_QUEUE:
+        event_disable_read(fd);
+        event_disable_write(fd);
+        event_enable_read(s->queue_wait_fd, on_queue, s);
         break;
     case SMTPD_WANT_SLEEP:
         event_disable_read(fd);
@@ -210,8 +243,8 @@ static void smtpd_service(int fd, const char *service, char **argv)
     s = smtpd_session_new(fd, standalone, name, addr, port);
     if (!standalone) {
         n = count_adjust(addr, 1);
-        if (var_smtpd_client_connection_count_limit > 0 && n > var_smtpd_client_connection_count_limit
-            && !limit_exempt(addr)) {
+        if (var_smtpd_client_connection_count_limit > 0 && n > var_smtpd_client_connection_count_limit &&
+            !limit_exempt(addr)) {
             msg_warn("Connection concurrency limit exceeded: %d from %s for service %s", n, s->namaddr, service);
             stream_printf(s->out, "421 4.7.0 %s Error: too many connections from %s\r\n", var_myhostname, addr);
             (void) stream_flush(s->out);
@@ -227,8 +260,8 @@ static void pre_jail(const char *service, char **argv)
 {
     smtpd_check_init();
     smtpd_sasl_init();
-    if (smtpd_tls_init() < 0 && var_smtpd_tls_security_level
-        && strcasecmp(var_smtpd_tls_security_level, "encrypt") == 0)
+    if (smtpd_tls_init() < 0 && var_smtpd_tls_security_level &&
+        strcasecmp(var_smtpd_tls_security_level, "encrypt") == 0)
         msg_warn("smtpd_tls_security_level = encrypt but TLS is unavailable: mail will be refused");
 }
 

@@ -34,19 +34,19 @@
 
 /* RFC 4954 §4: an AUTH line may be up to 12288 octets; others 512. */
 #define SMTPD_AUTH_LINE_MAX 12288
-#define SMTPD_CMD_LINE_MAX  510         /* without CRLF (RFC 5321 §4.5.3.1.4) */
+#define SMTPD_CMD_LINE_MAX 510 /* without CRLF (RFC 5321 §4.5.3.1.4) */
 
 /* Command flags. */
-#define CMD_PRE_TLS  (1 << 0)           /* allowed before STARTTLS when TLS is required */
-#define CMD_JUNK     (1 << 1)           /* counts toward smtpd_junk_command_limit */
-#define CMD_LAST     (1 << 2)           /* RFC 2920 §3.1: must be last in a group: flush */
-#define CMD_KEYWORD  (1 << 3)           /* an EHLO keyword only, not a verb */
+#define CMD_PRE_TLS (1 << 0) /* allowed before STARTTLS when TLS is required */
+#define CMD_JUNK (1 << 1)    /* counts toward smtpd_junk_command_limit */
+#define CMD_LAST (1 << 2)    /* RFC 2920 §3.1: must be last in a group: flush */
+#define CMD_KEYWORD (1 << 3) /* an EHLO keyword only, not a verb */
 
 typedef void (*smtpd_cmd_fn)(smtpd_session *s, char *args);
 
 typedef struct smtpd_cmd {
-    const char *verb;                   /* NULL for keyword-only rows */
-    const char *keyword;                /* EHLO keyword, or NULL */
+    const char *verb;    /* NULL for keyword-only rows */
+    const char *keyword; /* EHLO keyword, or NULL */
     smtpd_cmd_fn fn;
     int flags;
     const char *help;
@@ -165,7 +165,9 @@ smtpd_session *smtpd_session_new(int fd, int standalone, const char *name, const
     vbuf_init(&s->content, 0);
     s->mode = var_smtpd_tls_wrappermode && !s->standalone ? SMTPD_MODE_TLS_WRAP : SMTPD_MODE_GREET;
     s->last_cmd = "CONNECT";
-    if (s->mode == SMTPD_MODE_GREET && !s->standalone)
+    s->queue_wait_fd = -1;
+    /* RFC 5321 §4.3.1 early talkers: wait a little before the banner, except for mynetworks. */
+    if (s->mode == SMTPD_MODE_GREET && !s->standalone && !s->in_mynetworks)
         s->sleep_ms = var_smtpd_greet_pause_ms;
     return s;
 }
@@ -322,8 +324,8 @@ void smtpd_log_reject(smtpd_session *s, const char *verb, const char *reply, con
     vbuf_printf(&extra, " proto=%s", s->esmtp ? "ESMTP" : "SMTP");
     if (s->helo.len)
         vbuf_printf(&extra, " helo=<%s>", vbuf_str(&s->helo));
-    msg_info("%s: reject: %s from %s: %s;%s", s->queue_id[0] ? s->queue_id : "NOQUEUE", verb, s->namaddr,
-             reply, vbuf_str(&extra));
+    msg_info("%s: reject: %s from %s: %s;%s", s->queue_id[0] ? s->queue_id : "NOQUEUE", verb, s->namaddr, reply,
+             vbuf_str(&extra));
     vbuf_release(&extra);
 }
 
@@ -364,7 +366,7 @@ static int helo_common(smtpd_session *s, char *args, const char *verb)
         return 0;
     }
     if (strchr(args, ' ') && strcmp(verb, "HELO") == 0)
-        *strchr(args, ' ') = 0;         /* old clients add words after the name */
+        *strchr(args, ' ') = 0; /* old clients add words after the name */
     if (strlen(args) > 255) {
         smtpd_reply(s, "501 5.5.4 %s: hostname too long", verb);
         return 0;
@@ -439,7 +441,7 @@ static int parse_path(smtpd_session *s, char *args, const char *prefix, int flag
         return -1;
     }
     p = args + plen;
-    while (*p == ' ')                   /* "MAIL FROM: <a>" from old clients */
+    while (*p == ' ') /* "MAIL FROM: <a>" from old clients */
         p++;
     if (*p != '<') {
         smtpd_reply(s, "501 5.1.7 Syntax: %s", syntax);
@@ -519,8 +521,8 @@ static void cmd_mail(smtpd_session *s, char *args)
         }
     }
     vbuf_init(&addr, 0);
-    if (parse_path(s, args, "FROM:", ADDR_ALLOW_EMPTY | (var_smtputf8_enable ? ADDR_ALLOW_UTF8 : 0),
-                   &addr, &rest, "MAIL FROM:<address>") < 0)
+    if (parse_path(s, args, "FROM:", ADDR_ALLOW_EMPTY | (var_smtputf8_enable ? ADDR_ALLOW_UTF8 : 0), &addr, &rest,
+                   "MAIL FROM:<address>") < 0)
         goto out;
     while ((param = next_word(&rest)) != NULL) {
         char *eq = strchr(param, '=');
@@ -546,15 +548,15 @@ static void cmd_mail(smtpd_session *s, char *args)
                 body = SMTPD_BODY_7BIT;
             else if (strcasecmp(val, "8BITMIME") == 0)
                 body = SMTPD_BODY_8BIT;
-            else if (strcasecmp(val, "BINARYMIME") == 0 && !smtpd_ehlo_discarded("BINARYMIME")
-                     && !smtpd_ehlo_discarded("CHUNKING"))
+            else if (strcasecmp(val, "BINARYMIME") == 0 && !smtpd_ehlo_discarded("BINARYMIME") &&
+                     !smtpd_ehlo_discarded("CHUNKING"))
                 body = SMTPD_BODY_BINARY;
             else {
                 smtpd_reply(s, "501 5.5.4 Unsupported BODY parameter: %s", val);
                 goto out;
             }
-        } else if (strcasecmp(param, "SMTPUTF8") == 0 && !val && var_smtputf8_enable
-                   && !smtpd_ehlo_discarded("SMTPUTF8")) {
+        } else if (strcasecmp(param, "SMTPUTF8") == 0 && !val && var_smtputf8_enable &&
+                   !smtpd_ehlo_discarded("SMTPUTF8")) {
             utf8 = 1;
         } else if (strcasecmp(param, "RET") == 0 && val && !smtpd_ehlo_discarded("DSN")) {
             if (ret) {
@@ -574,8 +576,8 @@ static void cmd_mail(smtpd_session *s, char *args)
 
             /* RFC 3461 §4.4: xtext, at most 100 characters. */
             vbuf_init(&dec, 0);
-            if (envid || strlen(val) > 100 || xtext_decode(&dec, val) < 0 || dec.len == 0
-                || strlen(vbuf_str(&dec)) != dec.len) {
+            if (envid || strlen(val) > 100 || xtext_decode(&dec, val) < 0 || dec.len == 0 ||
+                strlen(vbuf_str(&dec)) != dec.len) {
                 vbuf_release(&dec);
                 smtpd_reply(s, "501 5.5.4 Bad ENVID parameter syntax");
                 goto out;
@@ -648,8 +650,8 @@ static int parse_notify(const char *val)
             break;
     }
     xfree(copy);
-    if (n == 0 || flags < 0 || ((flags & QF_NOTIFY_NEVER) && flags != QF_NOTIFY_NEVER)
-        || strstr(val, ",,") || val[strlen(val) - 1] == ',' || val[0] == ',')
+    if (n == 0 || flags < 0 || ((flags & QF_NOTIFY_NEVER) && flags != QF_NOTIFY_NEVER) || strstr(val, ",,") ||
+        val[strlen(val) - 1] == ',' || val[0] == ',')
         return -1;
     return flags;
 }
@@ -696,7 +698,9 @@ static int queue_start(smtpd_session *s)
         return -1;
     }
     vbuf_release(&err);
-    if (s->sasl_username)
+    if (s->queue_id[0] == 0)
+        ; /* kitedrop: pickup logs the message */
+    else if (s->sasl_username)
         msg_info("%s: client=%s, sasl_method=%s, sasl_username=%s", s->queue_id, s->namaddr, s->sasl_method,
                  s->sasl_username);
     else
@@ -843,7 +847,7 @@ static void cmd_bdat(smtpd_session *s, char *args)
     while (args && argc < 4 && (w = next_word(&cursor)) != NULL)
         argv[argc++] = w;
     if (args && next_word(&cursor) != NULL)
-        argc = 4;                       /* too many: a syntax error */
+        argc = 4; /* too many: a syntax error */
     smtpd_bdat_cmd(s, argc, argv);
 }
 
@@ -1104,8 +1108,8 @@ static int early_talker(smtpd_session *s)
     char c;
     ssize_t n;
 
-    if (s->standalone)
-        return 0;
+    if (s->standalone || s->tls_active)
+        return 0; /* wrapper mode: the client spoke TLS first */
     n = recv(s->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
     return n > 0 || stream_input_buffered(s->in) > 0;
 }
@@ -1242,10 +1246,11 @@ int smtpd_run(smtpd_session *s)
                 return SMTPD_WANT_CLOSE;
             }
             s->tls_active = 1;
-            msg_info("%s TLS connection established from %s: %s", s->mode == SMTPD_MODE_TLS ? "Anonymous" : "Anonymous",
-                     s->namaddr, smtpd_tls_description(s));
-            /* RFC 3207 §4.2: forget everything learned before TLS. */
+            /* RFC 3207 §4.2: forget everything learned before TLS, AUTH included. */
             smtpd_reset(s);
+            xfree(s->sasl_method);
+            xfree(s->sasl_username);
+            s->sasl_method = s->sasl_username = NULL;
             vbuf_reset(&s->helo);
             s->esmtp = 0;
             s->mode = s->mode == SMTPD_MODE_TLS_WRAP ? SMTPD_MODE_GREET : SMTPD_MODE_CMD;
@@ -1263,6 +1268,8 @@ int smtpd_run(smtpd_session *s)
             if ((r = smtpd_bdat_input(s)) != 0)
                 return r;
             break;
+        case SMTPD_MODE_QUEUE_WAIT:
+            return SMTPD_WANT_QUEUE;
         case SMTPD_MODE_QUIT:
             if (flush_blocked(s))
                 return SMTPD_WANT_WRITE;

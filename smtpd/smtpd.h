@@ -19,38 +19,41 @@
 #include "vbuf.h"
 
 /* What smtpd_run() wants next. */
-#define SMTPD_WANT_READ  1
+#define SMTPD_WANT_READ 1
 #define SMTPD_WANT_WRITE 2
-#define SMTPD_WANT_SLEEP 3              /* sess->sleep_ms, then run again */
+#define SMTPD_WANT_SLEEP 3 /* sess->sleep_ms, then run again */
 #define SMTPD_WANT_CLOSE 4
+#define SMTPD_WANT_QUEUE 5 /* the verdict from cleanup, on queue_wait_fd */
+#define SMTPD_WANT_QUEUE 5 /* the verdict from cleanup, on queue_wait_fd */
 
 /* Input modes. */
 enum smtpd_mode {
-    SMTPD_MODE_GREET,                   /* greeting not sent yet */
-    SMTPD_MODE_TLS_WRAP,                /* wrapper-mode handshake before greeting */
-    SMTPD_MODE_CMD,                     /* reading commands */
-    SMTPD_MODE_DATA,                    /* reading DATA text */
-    SMTPD_MODE_BDAT,                    /* reading a BDAT chunk */
-    SMTPD_MODE_AUTH,                    /* reading a SASL response line */
-    SMTPD_MODE_TLS,                     /* STARTTLS handshake */
-    SMTPD_MODE_QUIT                     /* flush and close */
+    SMTPD_MODE_GREET,      /* greeting not sent yet */
+    SMTPD_MODE_TLS_WRAP,   /* wrapper-mode handshake before greeting */
+    SMTPD_MODE_CMD,        /* reading commands */
+    SMTPD_MODE_DATA,       /* reading DATA text */
+    SMTPD_MODE_BDAT,       /* reading a BDAT chunk */
+    SMTPD_MODE_AUTH,       /* reading a SASL response line */
+    SMTPD_MODE_TLS,        /* STARTTLS handshake */
+    SMTPD_MODE_QUEUE_WAIT, /* message ended; waiting for cleanup's verdict */
+    SMTPD_MODE_QUIT        /* flush and close */
 };
 
 /* Per-verb counters for the "disconnect from" line. */
 #define SMTPD_NCOUNT 32
 
 /* Body types (RFC 6152, RFC 3030). */
-#define SMTPD_BODY_NONE   0
-#define SMTPD_BODY_7BIT   1
-#define SMTPD_BODY_8BIT   2
+#define SMTPD_BODY_NONE 0
+#define SMTPD_BODY_7BIT 1
+#define SMTPD_BODY_8BIT 2
 #define SMTPD_BODY_BINARY 3
 
 /* Data scanner error bits. */
-#define SMTPD_DATA_BARE_LF   (1 << 0)
-#define SMTPD_DATA_BARE_CR   (1 << 1)
-#define SMTPD_DATA_TOO_BIG   (1 << 2)
+#define SMTPD_DATA_BARE_LF (1 << 0)
+#define SMTPD_DATA_BARE_CR (1 << 1)
+#define SMTPD_DATA_TOO_BIG (1 << 2)
 #define SMTPD_DATA_LONG_LINE (1 << 3)
-#define SMTPD_DATA_NUL       (1 << 4)
+#define SMTPD_DATA_NUL (1 << 4)
 #define SMTPD_DATA_WRITE_ERR (1 << 5)
 
 typedef struct smtpd_queue smtpd_queue;
@@ -58,66 +61,68 @@ typedef struct smtpd_sasl smtpd_sasl;
 typedef struct smtpd_tls smtpd_tls;
 
 typedef struct smtpd_session {
-    int fd;                             /* the client connection */
-    stream *in;                         /* input and output: the same stream */
+    int fd;     /* the client connection */
+    stream *in; /* input and output: the same stream */
     stream *out;
-    int standalone;                     /* -S: local submission (sendmail -bs) */
+    int standalone; /* -S: local submission (sendmail -bs) */
     enum smtpd_mode mode;
 
     /* Who the client is. */
-    char *name;                         /* verified reverse name or "unknown" */
-    char *addr;                         /* printable address */
+    char *name; /* verified reverse name or "unknown" */
+    char *addr; /* printable address */
     char *port;
-    char *namaddr;                      /* "name[addr]" for logs */
+    char *namaddr; /* "name[addr]" for logs */
     int in_mynetworks;
 
     /* Session state. */
-    vbuf line;                          /* the current input line */
-    vbuf helo;                          /* HELO/EHLO argument, empty if none */
-    int esmtp;                          /* EHLO seen */
+    vbuf line; /* the current input line */
+    vbuf helo; /* HELO/EHLO argument, empty if none */
+    int esmtp; /* EHLO seen */
     int tls_active;
     smtpd_tls *tls;
-    char *sasl_method;                  /* set once authenticated */
+    char *sasl_method; /* set once authenticated */
     char *sasl_username;
-    smtpd_sasl *sasl;                   /* an AUTH dialogue in progress */
-    int error_count;                    /* soft/hard error limits */
+    smtpd_sasl *sasl; /* an AUTH dialogue in progress */
+    int error_count;  /* soft/hard error limits */
     int junk_count;
     long sleep_ms;
-    int closing;                        /* close after the output is flushed */
-    int rejected_client;                /* delay_reject=no: client refused */
+    int closing;         /* close after the output is flushed */
+    int rejected_client; /* delay_reject=no: client refused */
     char rejected_client_reply[256];
-    const char *last_cmd;               /* for "lost connection after X" */
-    int last_failed;                    /* the last reply was 4xx/5xx */
+    const char *last_cmd; /* for "lost connection after X" */
+    int last_failed;      /* the last reply was 4xx/5xx */
     int io_error;
-    int flush_now;                      /* RFC 2920: reply must go out now */
-    int swallow;                        /* dropping the rest of a long line */
+    int flush_now; /* RFC 2920: reply must go out now */
+    int swallow;   /* dropping the rest of a long line */
     int tls_started;
 
     /* The mail transaction. */
-    char *sender;                       /* NULL: no MAIL yet; "" null sender */
+    char *sender; /* NULL: no MAIL yet; "" null sender */
     int rcpt_count;
     long declared_size;
-    int body;                           /* SMTPD_BODY_* */
+    int body; /* SMTPD_BODY_* */
     int smtputf8;
-    char *envid;                        /* decoded ENVID */
-    char *ret;                          /* "full" / "hdrs" */
-    char *first_rcpt;                   /* for "for <...>" in Received: */
-    smtpd_queue *queue;                 /* cleanup connection */
+    char *envid;             /* decoded ENVID */
+    char *ret;               /* "full" / "hdrs" */
+    char *first_rcpt;        /* for "for <...>" in Received: */
+    smtpd_queue *queue;      /* cleanup connection */
+    int queue_wait_fd;       /* where the verdict arrives (QUEUE_WAIT) */
+    const char *finish_verb; /* "DATA" or "BDAT", for the log */
     char queue_id[32];
 
     /* DATA / BDAT. */
-    int data_errors;                    /* SMTPD_DATA_* */
-    int data_prev_crlf;                 /* previous line ended in CRLF */
-    int data_mid_line;                  /* a long line continues */
+    int data_errors;    /* SMTPD_DATA_* */
+    int data_prev_crlf; /* previous line ended in CRLF */
+    int data_mid_line;  /* a long line continues */
     size_t data_line_len;
-    long long msg_size;                 /* octets received for the message */
-    long long bdat_left;                /* octets left in this chunk */
+    long long msg_size;  /* octets received for the message */
+    long long bdat_left; /* octets left in this chunk */
     int bdat_last;
-    int bdat_active;                    /* a BDAT transaction is running */
-    int bdat_failed;                    /* a chunk failed: discard the rest */
-    int bdat_discard;                   /* this chunk is read and dropped */
-    vbuf bdat_reply;                    /* reply once the chunk is read */
-    vbuf content;                       /* content buffered for cleanup */
+    int bdat_active;  /* a BDAT transaction is running */
+    int bdat_failed;  /* a chunk failed: discard the rest */
+    int bdat_discard; /* this chunk is read and dropped */
+    vbuf bdat_reply;  /* reply once the chunk is read */
+    vbuf content;     /* content buffered for cleanup */
 
     /* Counters for the disconnect line. */
     int count_ok[SMTPD_NCOUNT];
@@ -145,10 +150,14 @@ int smtpd_ehlo_discarded(const char *keyword);
 
 /* ---- data.c / bdat.c ---- */
 void smtpd_data_start(smtpd_session *s);
-int smtpd_data_input(smtpd_session *s);     /* returns SMTPD_WANT_* or 0 */
+int smtpd_data_input(smtpd_session *s); /* returns SMTPD_WANT_* or 0 */
 /* smtpd_data_line - one DATA line; 1 when it ended the data */
 int smtpd_data_line(smtpd_session *s, const char *data, size_t len, int flags);
 void smtpd_data_finish(smtpd_session *s, const char *verb);
+/* smtpd_data_verdict - cleanup's verdict is there: answer the client */
+void smtpd_data_verdict(smtpd_session *s);
+/* smtpd_data_verdict - cleanup's verdict is there: answer the client */
+void smtpd_data_verdict(smtpd_session *s);
 void smtpd_content(smtpd_session *s, const void *data, size_t len);
 void smtpd_received_header(smtpd_session *s);
 void smtpd_bdat_cmd(smtpd_session *s, int argc, char **argv);
@@ -180,15 +189,15 @@ void smtpd_sasl_free(smtpd_session *s);
 /* Exposed for tests: SCRAM-SHA-256 and CRAM-MD5 math. */
 int smtpd_sasl_check_secret(const char *stored, const char *password);
 void smtpd_cram_md5_digest(const char *secret, const char *challenge, char hex[33]);
-int smtpd_scram_server_first(smtpd_sasl *x, const char *client_first, const char *snonce,
-                             const unsigned char *salt, size_t salt_len, vbuf *out);
+int smtpd_scram_server_first(smtpd_sasl *x, const char *client_first, const char *snonce, const unsigned char *salt,
+                             size_t salt_len, vbuf *out);
 int smtpd_scram_server_final(smtpd_sasl *x, const char *secret, const char *client_final, vbuf *out);
 smtpd_sasl *smtpd_sasl_new(const char *mech);
 void smtpd_sasl_destroy(smtpd_sasl *x);
 const char *smtpd_sasl_user(const smtpd_sasl *x);
 
 /* ---- tls.c ---- */
-int smtpd_tls_init(void);               /* 0, or -1 when TLS can't be offered */
+int smtpd_tls_init(void); /* 0, or -1 when TLS can't be offered */
 int smtpd_tls_available(void);
 /* smtpd_tls_start - begin the server handshake on the session's fd */
 void smtpd_tls_start(smtpd_session *s);
@@ -205,7 +214,10 @@ int smtpd_queue_open(smtpd_session *s, vbuf *err);
 void smtpd_queue_attr(smtpd_session *s, const char *name, const char *value);
 void smtpd_queue_rcpt(smtpd_session *s, const char *addr, const char *orcpt, int notify);
 int smtpd_queue_content(smtpd_session *s, const void *data, size_t len);
-int smtpd_queue_finish(smtpd_session *s, vbuf *reason);
+/* smtpd_queue_send_end - end the message; the fd the verdict comes on, or -1 if it is ready now */
+int smtpd_queue_send_end(smtpd_session *s);
+/* smtpd_queue_verdict - CLEANUP_* with the reason text; the queue is gone afterwards */
+int smtpd_queue_verdict(smtpd_session *s, vbuf *reason);
 void smtpd_queue_abort(smtpd_session *s);
 
 #endif

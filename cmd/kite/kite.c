@@ -270,6 +270,7 @@ static int cmd_start(int errors)
 
     if (preflight(errors) < 0)
         return 1;
+    msg_info("starting the Kite mail system");
     vbuf_init(&path, 0);
     argv = master_argv(0, &path);
     if (access(argv[0], X_OK) < 0) {
@@ -325,7 +326,7 @@ static int cmd_start(int errors)
         strcmp(vbuf_str(&out) + out.len - (sizeof(MASTER_READY_TOKEN) - 1), MASTER_READY_TOKEN) != 0) {
         if (out.len)
             fputs(vbuf_str(&out), stderr);
-        (void) waitpid(pid, &status, WNOHANG);  /* reaped when it has exited */
+        (void) waitpid(pid, &status, WNOHANG); /* reaped when it has exited */
         msg_error("the Kite mail system failed to start");
         return 1;
     }
@@ -403,6 +404,7 @@ static int cmd_check(int errors)
     return 0;
 }
 
+/* main - parse the command line and run one kite command */
 int main(int argc, char **argv)
 {
     const char *cmd;
@@ -431,6 +433,14 @@ int main(int argc, char **argv)
     }
     if (confdir == NULL)
         confdir = conf_dir_default();
+    /* master and the daemons change directory: pass them an absolute path. */
+    if (confdir[0] != '/') {
+        char *abs = realpath(confdir, NULL);
+
+        if (abs == NULL)
+            msg_fatal("config directory %s: %m", confdir);
+        confdir = abs;
+    }
     errors = load_config();
     if (strcmp(cmd, "start") == 0)
         return cmd_start(errors);
@@ -438,15 +448,23 @@ int main(int argc, char **argv)
         return cmd_start_fg(errors);
     if (strcmp(cmd, "check") == 0)
         return cmd_check(errors);
-    if (strcmp(cmd, "stop") == 0)
+    if (strcmp(cmd, "stop") == 0) {
+        if (master_pid() > 0)
+            msg_info("stopping the Kite mail system");
         return cmd_signal(SIGTERM, 1, "stop");
-    if (strcmp(cmd, "abort") == 0)
+    }
+    if (strcmp(cmd, "abort") == 0) {
+        if (master_pid() > 0)
+            msg_info("aborting the Kite mail system");
         return cmd_signal(SIGQUIT, 1, "abort");
+    }
     if (strcmp(cmd, "reload") == 0) {
         if (errors > 0 || check_master_cf(0) > 0) {
             msg_error("configuration errors; not reloading");
             return 1;
         }
+        if (master_pid() > 0)
+            msg_info("refreshing the Kite mail system");
         return cmd_signal(SIGHUP, 0, "reload");
     }
     if (strcmp(cmd, "status") == 0) {

@@ -36,19 +36,19 @@
 enum line_kind { LINE_OTHER, LINE_HEAD, LINE_CONT };
 
 typedef struct edit_line {
-    const char *text;                   /* into the file buffer, without '\n' */
+    const char *text; /* into the file buffer, without '\n' */
     size_t len;
     enum line_kind kind;
-    char *name;                         /* LINE_HEAD: the parameter name, or NULL */
+    char *name; /* LINE_HEAD: the parameter name, or NULL */
 } edit_line;
 
 typedef struct edit_req {
     char *name;
-    char *value;                        /* NULL for -X */
+    char *value; /* NULL for -X */
     int done;
 } edit_req;
 
-static char *edit_temp_path;            /* removed by the fatal cleanup hook */
+static char *edit_temp_path; /* removed by the fatal cleanup hook */
 
 /* edit_cleanup - remove a half-written temporary file */
 static void edit_cleanup(void)
@@ -219,7 +219,7 @@ static void rewrite(vbuf *out, const vbuf *old, edit_req *reqs, int count)
 
             skipping = 0;
             if (r != NULL) {
-                skipping = 1;           /* drop its continuation lines too */
+                skipping = 1; /* drop its continuation lines too */
                 if (r->value != NULL && !r->done)
                     append_param_line(out, r);
                 r->done = 1;
@@ -266,7 +266,7 @@ static int write_atomically(const char *path, const vbuf *text, const struct sta
     }
     edit_temp_path = temp.data;
     msg_set_cleanup(edit_cleanup);
-    if (fchmod(fd, mode) < 0) {                     /* not narrowed by the umask */
+    if (fchmod(fd, mode) < 0) { /* not narrowed by the umask */
         msg_error("chmod %s: %m", temp.data);
         goto fail;
     }
@@ -373,7 +373,7 @@ int kiteconf_edit(const char *confdir, char **args, int count, int mode)
         goto out;
     rewrite(&out, &old, reqs, count);
     if (exists && out.len == old.len && memcmp(out.data, old.data, out.len) == 0) {
-        ret = 0;                        /* nothing to change */
+        ret = 0; /* nothing to change */
         goto out;
     }
     ret = write_atomically(path.data, &out, &st, exists);

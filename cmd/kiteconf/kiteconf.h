@@ -4,8 +4,8 @@
 #ifndef KITE_KITECONF_H
 #define KITE_KITECONF_H
 
-#define KITECONF_EDIT_SET    1          /* name=value ... */
-#define KITECONF_EDIT_REMOVE 2          /* -X name ... */
+#define KITECONF_EDIT_SET 1    /* name=value ... */
+#define KITECONF_EDIT_REMOVE 2 /* -X name ... */
 
 /* kiteconf_edit - change main.cf in place, atomically; 0 or -1 */
 int kiteconf_edit(const char *confdir, char **args, int count, int mode);

@@ -33,10 +33,10 @@
 #include "strutil.h"
 #include "vbuf.h"
 
-#define KITECONF_SHOW_DEFAULTS (1 << 0)    /* -d */
-#define KITECONF_SHOW_NONDEF   (1 << 1)    /* -n */
-#define KITECONF_VALUE_ONLY    (1 << 2)    /* -h */
-#define KITECONF_EXPAND        (1 << 3)    /* -x */
+#define KITECONF_SHOW_DEFAULTS (1 << 0) /* -d */
+#define KITECONF_SHOW_NONDEF (1 << 1)   /* -n */
+#define KITECONF_VALUE_ONLY (1 << 2)    /* -h */
+#define KITECONF_EXPAND (1 << 3)        /* -x */
 
 /* usage - print the synopsis and exit */
 static void usage(void)
@@ -61,14 +61,13 @@ static void print_param(const char *name, int flags)
     if (flags & KITECONF_EXPAND) {
         value = conf_lookup(name);
         if (value == NULL)
-            value = "";                 /* the loop was reported by conf_lookup */
+            value = ""; /* the loop was reported by conf_lookup */
     } else {
         value = conf_lookup_raw(name);
         if (value == NULL)
             value = "";
         /* The host identity defaults are computed, as with postconf. */
-        if (*value == 0 && !conf_is_set(name) &&
-            (strcmp(name, "myhostname") == 0 || strcmp(name, "mydomain") == 0)) {
+        if (*value == 0 && !conf_is_set(name) && (strcmp(name, "myhostname") == 0 || strcmp(name, "mydomain") == 0)) {
             value = conf_lookup(name);
             if (value == NULL)
                 value = "";
@@ -195,7 +194,7 @@ int main(int argc, char **argv)
     if (flags & KITECONF_SHOW_DEFAULTS)
         conf_reset();
     else if (conf_load(confdir) >= 0)
-        (void) conf_check_unknown();    /* warnings with file:line, as postconf does */
+        (void) conf_check_unknown(); /* warnings with file:line, as postconf does */
     if (optind == argc)
         show_all(flags);
     else

@@ -39,7 +39,7 @@ static int next_field(const char **cursor, vbuf *field)
         *cursor = p;
         return 0;
     }
-    if (*p == '{') {                    /* "{ text }": one field, blanks folded */
+    if (*p == '{') { /* "{ text }": one field, blanks folded */
         int depth = 0, blank = 0;
 
         for (; *p; p++) {
@@ -145,7 +145,7 @@ int kiteconf_show_master(const char *confdir, char **filters, int count)
             p++;
         if (*p == '#' || *p == 0)
             continue;
-        if (p != line) {                /* continuation of the entry before */
+        if (p != line) { /* continuation of the entry before */
             if (logical.len > 0 && (vbuf_putc(&logical, ' ') < 0 || vbuf_puts(&logical, p) < 0)) {
                 msg_warn("%s: entry too long, skipped", path.data);
                 vbuf_reset(&logical);

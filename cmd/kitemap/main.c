@@ -27,9 +27,9 @@
 #include "params.h"
 #include "vbuf.h"
 
-#define EXIT_FOUND    0
+#define EXIT_FOUND 0
 #define EXIT_NOTFOUND 1
-#define EXIT_TROUBLE  2
+#define EXIT_TROUBLE 2
 
 /* usage - the command line, then exit */
 static void usage(void) __attribute__((noreturn));
@@ -166,7 +166,7 @@ static int query(const char *key, char **tables, int count, int flags)
 }
 
 /* delete - -d KEY from each table; 0 removed somewhere, 1 not, 2 error */
-static int delete(const char *key, char **tables, int count, int flags)
+static int delete (const char *key, char **tables, int count, int flags)
 {
     vbuf spec, err;
     int ret = EXIT_NOTFOUND;
@@ -300,7 +300,7 @@ int main(int argc, char **argv)
     if (qkey != NULL)
         return query(qkey, tables, count, flags & MAP_KEEP_CASE);
     if (dkey != NULL)
-        return delete(dkey, tables, count, flags & MAP_KEEP_CASE);
+        return delete (dkey, tables, count, flags & MAP_KEEP_CASE);
     if (list)
         return dump(tables, count, flags);
     return build(tables, count, flags);

@@ -138,6 +138,7 @@ static void fail_post_jail(const char *service, char **argv)
     msg_fatal("testd: %s: deliberate startup failure", service);
 }
 
+/* main - pick the skeleton by the first master.cf argument */
 int main(int argc, char **argv)
 {
     static const mail_server_hooks fail_hooks = {.post_jail = fail_post_jail};
@@ -147,9 +148,9 @@ int main(int argc, char **argv)
     /* The mode is the first argument after the skeleton's options. */
     for (int i = 1; i < argc; i++) {
         if (argv[i][0] != '-') {
-            if (i > 1 && (strcmp(argv[i - 1], "-n") == 0 || strcmp(argv[i - 1], "-t") == 0 ||
-                          strcmp(argv[i - 1], "-c") == 0 || strcmp(argv[i - 1], "-o") == 0 ||
-                          strcmp(argv[i - 1], "-s") == 0))
+            if (i > 1 &&
+                (strcmp(argv[i - 1], "-n") == 0 || strcmp(argv[i - 1], "-t") == 0 || strcmp(argv[i - 1], "-c") == 0 ||
+                 strcmp(argv[i - 1], "-o") == 0 || strcmp(argv[i - 1], "-s") == 0))
                 continue;
             mode = argv[i];
             break;

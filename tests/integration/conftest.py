@@ -12,6 +12,10 @@ The `kite` fixture gives an instance in its own temporary directory:
     kite.wait_log(regex, timeout=10), kite.wait_for_files(path, n, timeout=10)
     kite.as_root_with_mail_owner()     (root only) master as root, daemons as
                               mail_owner `kite`, setgid_group `kitedrop`
+    kite.smtp()               smtplib.SMTP connected to kite.port
+    kite.maildir(user)        Maildir of user@sandbox.test
+    kite.children(service)    live children of master [(pid, /proc info)]
+    kite_factory()            more independent instances in one test
 
 By default the whole instance runs as one unprivileged user: the invoking
 user, or - when the tests run as root - the system user `kite` (created when
@@ -380,6 +384,15 @@ class KiteInstance:
             if info and conf in info["cmdline"]:
                 pids.append(pid)
         return pids
+
+    def smtp(self, port=None, timeout=30):
+        """An smtplib.SMTP client connected to 127.0.0.1:port (default kite.port)."""
+        import smtplib
+        return smtplib.SMTP("127.0.0.1", port or self.port, timeout=timeout)
+
+    def maildir(self, user):
+        """The Maildir of USER@sandbox.test."""
+        return self.maildir_base / user
 
     def connect(self, port=None, timeout=10):
         """A socket connected to 127.0.0.1:port (default kite.port)."""

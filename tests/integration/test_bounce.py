@@ -145,3 +145,58 @@ def test_failing_double_bounce_is_discarded(kite):
     time.sleep(2)
     # Nothing more: no third notice, no loop.
     assert kite.log_text().count("non-delivery notification") == 1
+
+
+def test_notify_success_sends_a_delivery_report(kite):
+    need_mail_path()
+    kite.start()
+    send_dsn(kite, "alice@sandbox.test", ["gina@sandbox.test", "hal@sandbox.test"], message(b"tell me", b"x\r\n"),
+             mail_options=["RET=FULL"],
+             rcpt_options={"gina@sandbox.test": ["NOTIFY=SUCCESS,FAILURE"]})
+    m = kite.wait_log(r"kite/bounce\[\d+\]: (\w+): sender delivery status notification: (\w+)", timeout=30)
+    maildir_messages(kite.maildir_base / "gina", 1)
+    (raw,) = maildir_messages(kite.maildir_base / "alice", 1)
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert msg["Return-Path"] == "<>"
+    parts = list(msg.iter_parts())
+    # RFC 3461 §4.3: success reports return the header only, even with RET=FULL.
+    assert [p.get_content_type() for p in parts] == ["text/plain", "message/delivery-status", "text/rfc822-headers"]
+    per_msg, per_rcpt = dsn_fields(parts[1])
+    assert per_msg["X-Kite-Queue-ID"] == m.group(1)
+    # Only the recipient that asked is reported.
+    assert len(per_rcpt) == 1
+    assert per_rcpt[0]["Final-Recipient"] == "rfc822; gina@sandbox.test"
+    assert per_rcpt[0]["Action"] == "delivered"
+    assert per_rcpt[0]["Status"] == "2.0.0"
+
+
+def test_delay_warning_reports_delayed_recipient(kite):
+    need_mail_path()
+    user = kite.user
+    work = kite.base / "work"
+    work.mkdir()
+    fwd = work / "fwd"
+    fwd.write_text("\"|echo busy; exit 75\"\n")
+    import os
+    os.chmod(fwd, 0o644)
+    if os.geteuid() == 0:
+        os.chown(work, kite.uid, kite.gid)
+        os.chown(fwd, kite.uid, kite.gid)
+    kite.set(forward_path=str(fwd), delay_warning_time="1s")
+    kite.start()
+    send_dsn(kite, "alice@sandbox.test", [f"{user}@kite.test"], message(b"slow", b"x\r\n"))
+    m = kite.wait_log(r"kite/bounce\[\d+\]: (\w+): sender delay notification: (\w+)", timeout=40)
+    (raw,) = maildir_messages(kite.maildir_base / "alice", 1)
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    parts = list(msg.iter_parts())
+    assert [p.get_content_type() for p in parts] == ["text/plain", "message/delivery-status", "text/rfc822-headers"]
+    per_msg, per_rcpt = dsn_fields(parts[1])
+    assert per_msg["X-Kite-Queue-ID"] == m.group(1)
+    assert per_rcpt[0]["Final-Recipient"] == f"rfc822; {user}@kite.test"
+    assert per_rcpt[0]["Action"] == "delayed"
+    assert per_rcpt[0]["Status"] == "4.3.0"
+    assert "busy" in per_rcpt[0]["Diagnostic-Code"]
+    assert email.utils.parsedate_to_datetime(per_rcpt[0]["Will-Retry-Until"])
+    # Only one warning per message.
+    time.sleep(3)
+    assert kite.log_text().count("sender delay notification") == 1

@@ -273,3 +273,32 @@ def test_works_with_the_harness_instance(kite):
     r = kite.run("kiteconf", "message_size_limit=123456")
     assert r.returncode == 0, r.stderr
     assert kite.run("kiteconf", "-h", "message_size_limit").stdout == "123456\n"
+
+
+def test_edit_crlf_file_and_missing_final_newline(tmp_path):
+    d = tmp_path / "crlf"
+    d.mkdir()
+    (d / "main.cf").write_bytes(b"# dos\r\nmyhostname = a.example\r\nmydomain = example\r\n  continued\r\nlast = x")
+    r = run("mydomain=b.example", "added=1", confdir=d)
+    assert r.returncode == 0, r.stderr
+    assert (d / "main.cf").read_bytes() == (
+        b"# dos\r\nmyhostname = a.example\r\nmydomain = b.example\nlast = x\nadded = 1\n")
+    assert run("-h", "myhostname", "mydomain", confdir=d).stdout == "a.example\nb.example\n"
+
+
+def test_edit_refuses_oversized_main_cf_and_leaves_it(tmp_path):
+    d = tmp_path / "big"
+    d.mkdir()
+    big = b"# " + b"x" * (17 * 1024 * 1024) + b"\n"
+    (d / "main.cf").write_bytes(big)
+    r = run("myhostname=a.example", confdir=d)
+    assert r.returncode == 1
+    assert "too large" in r.stderr
+    assert (d / "main.cf").stat().st_size == len(big)
+    assert sorted(os.listdir(d)) == ["main.cf"]
+
+
+def test_value_with_newline_is_refused(confdir):
+    r = run("myhostname=a\nevil = 1", confdir=confdir)
+    assert r.returncode == 1
+    assert (confdir / "main.cf").read_text() == MAIN_CF

@@ -227,3 +227,52 @@ def test_delivered_to_loop_bounces(kite):
                   r"\(mail forwarding loop for dave@sandbox\.test\)", timeout=20)
     assert not (kite.maildir_base / "dave" / "new").exists() or \
         not list((kite.maildir_base / "dave" / "new").iterdir())
+
+
+@pytest.fixture
+def system_user(kite):
+    """A throwaway login user with its home in the instance tree (root only)."""
+    import pwd
+    import subprocess
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    name = "kt%d" % (os.getpid() % 100000)
+    home = kite.base / "home" / name
+    home.parent.mkdir()
+    os.chmod(kite.base / "home", 0o755)
+    subprocess.run(["useradd", "--no-create-home", "--home-dir", str(home), "--shell", "/bin/sh", name],
+                   check=True, capture_output=True)
+    home.mkdir()
+    pw = pwd.getpwnam(name)
+    os.chown(home, pw.pw_uid, pw.pw_gid)
+    os.chmod(home, 0o700)
+    try:
+        yield pw
+    finally:
+        subprocess.run(["userdel", name], capture_output=True)
+
+
+def test_root_instance_delivers_as_the_recipient(kite, system_user):
+    need_mail_path()
+    kite.as_root_with_mail_owner()
+    work = kite.base / "work"
+    work.mkdir()
+    os.chmod(work, 0o1777)
+    kite.set(home_mailbox="Maildir/")
+    pw = system_user
+    fwd = Path(pw.pw_dir) / ".forward"
+    fwd.write_text(f"\\{pw.pw_name}, \"|/usr/bin/id -u > {work}/uid\"\n")
+    os.chown(fwd, pw.pw_uid, pw.pw_gid)
+    kite.start()
+    send(kite, "alice@example.org", [f"{pw.pw_name}@kite.test"], message(b"as user", b"mine\r\n"))
+    (got,) = maildir_messages(Path(pw.pw_dir) / "Maildir", 1)
+    assert got.endswith(b"mine\n")
+    new = Path(pw.pw_dir) / "Maildir" / "new"
+    f = next(new.iterdir())
+    # Written by a process that had become the user: the user owns the file and the Maildir.
+    assert f.stat().st_uid == pw.pw_uid and f.stat().st_gid == pw.pw_gid
+    assert new.stat().st_uid == pw.pw_uid
+    kite.wait_log(rf"to=<{pw.pw_name}@kite\.test>, relay=local, .*status=sent \(delivered to command: /usr/bin/id",
+                  timeout=20)
+    assert (work / "uid").read_text().strip() == str(pw.pw_uid)
+    assert (work / "uid").stat().st_uid == pw.pw_uid

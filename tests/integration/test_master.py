@@ -117,6 +117,7 @@ def test_maxproc_limits_concurrent_children(kite):
     s2.settimeout(1.0)
     with pytest.raises(socket.timeout):
         s2.recv(100)                    # queued in the backlog, nobody free
+    kite.wait_log(rf'warning: service "127.0.0.1:{kite.port}" has reached its process limit "1"')
     s1.sendall(b"quit\r\n")
     s1.close()
     s2.settimeout(10)
@@ -241,11 +242,33 @@ def test_reload_adds_and_removes_services(kite):
         socket.create_connection(("127.0.0.1", kite.port), timeout=2)
 
 
+def listening_inodes(pid):
+    """Inodes of the TCP sockets in LISTEN state that process pid holds."""
+    held = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            held.add(target[8:-1])
+    listening = set()
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A":               # TCP_LISTEN
+                listening.add(fields[9])
+    return held & listening
+
+
 def test_reload_keeps_unchanged_listener_and_busy_child_finishes(kite):
     kite.master_cf(cf_testd(kite))
     kite.start()
+    before = listening_inodes(kite.master_pid())
+    assert len(before) == 1
     pid1, _, busy = hello(kite)
     kite.reload()
+    assert listening_inodes(kite.master_pid()) == before     # the very same socket
     # The busy child keeps serving its client after the reload...
     assert echo(busy, "still here") == "still here"
     # ...and new clients are served on the same, never closed, listener.
@@ -614,3 +637,107 @@ def test_root_real_smtpd_chrooted_as_mail_owner_and_local_stays_root(kite):
     assert proc_info(kite.master_pid())["uid"] == 0
     u.close()
     s.close()
+
+
+def test_check_reports_missing_daemon_and_unknown_override_with_line(kite):
+    kite.master_cf(cf_testd(kite) + "x unix - - n - - no-such-daemon\n"
+                   f"127.0.0.1:{kite.free_port()} inet n - n - - testd echo\n  -o bogus_knob=1\n")
+    res = kite.kite("check")
+    cf = str(kite.confdir / "master.cf")
+    assert res.returncode != 0
+    assert f"{cf}:2: service x: command {kite.daemon_dir}/no-such-daemon" in res.stderr
+    assert f"{cf}:3: -o bogus_knob: unknown parameter" in res.stderr
+
+
+def test_reload_wakes_trigger_services_at_once(kite):
+    kite.master_cf(cf_testd(kite) + "tick unix - - n 3600 1 testd trigger\n")
+    kite.start()
+    kite.wait_log(r"testd: tick request=wakeup")
+    assert kite.log_text().count("tick request=wakeup") == 1
+    kite.reload()
+    wait_until(lambda: kite.log_text().count("tick request=wakeup") == 2, what="wakeup after reload")
+
+
+def test_reload_with_broken_master_cf_keeps_running_services(kite):
+    kite.master_cf(cf_testd(kite))
+    kite.start()
+    kite.master_cf(cf_testd(kite) + "broken line\n")
+    res = kite.kite("reload")
+    assert res.returncode != 0
+    assert "master.cf:2: too few fields" in res.stderr
+    # A HUP that bypasses kite reload is refused by master itself.
+    os.kill(kite.master_pid(), signal.SIGHUP)
+    kite.wait_log(r"reload: \S+/master\.cf has errors; keeping the running services")
+    _, _, s = hello(kite)
+    assert echo(s, "alive") == "alive"
+    s.close()
+
+
+def test_relative_config_directory_works(kite):
+    kite.master_cf(cf_testd(kite))
+    p = subprocess.run([str(BIN / "kite"), "-c", "etc", "start"], cwd=str(kite.base), capture_output=True,
+                       text=True, timeout=60, env=kite.env(), **kite._user_kwargs())
+    assert p.returncode == 0, p.stderr
+    _, _, s = hello(kite)
+    assert echo(s, "env KITE_CONFIG_DIR") == str(kite.confdir)
+    s.close()
+    assert kite.kite("status").returncode == 0
+
+
+def test_start_fg_ctrl_c_stops_gracefully(kite):
+    kite.master_cf(cf_testd(kite))
+    p = subprocess.Popen([str(BIN / "kite"), "-c", str(kite.confdir), "start-fg"], stderr=subprocess.DEVNULL,
+                         env=kite.env(), start_new_session=True, **kite._user_kwargs())
+    try:
+        wait_until(lambda: kite.master_pid() == p.pid, what="master running")
+        pid, _, s = hello(kite)
+        s.sendall(b"quit\r\n")
+        os.killpg(p.pid, signal.SIGINT)         # what a terminal does on Ctrl-C
+        assert p.wait(timeout=30) == 0
+        kite.wait_log(r"terminating on signal 2")
+        assert "killed by signal" not in kite.log_text()
+        assert gone(pid)
+        s.close()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def test_reload_moves_unix_service_from_private_to_public(kite):
+    kite.master_cf(cf_testd(kite) + "tick unix y - n 1 1 testd trigger\n")
+    kite.start()
+    kite.wait_log(r"tick request=wakeup")
+    assert (kite.queue_dir / "private" / "tick").exists()
+    kite.master_cf(cf_testd(kite) + "tick unix n - n 1 1 testd trigger\n")
+    kite.reload()
+    wait_until(lambda: (kite.queue_dir / "public" / "tick").exists(), what="public socket")
+    assert not (kite.queue_dir / "private" / "tick").exists()
+    n = kite.log_text().count("tick request=wakeup")
+    wait_until(lambda: kite.log_text().count("tick request=wakeup") > n, what="wakeup on the new socket")
+
+
+def test_run_sandbox_script_starts_an_instance():
+    """scripts/run-sandbox (make run) on another port in a scratch directory."""
+    import shutil
+    import tempfile
+    from conftest import BUILD, REPO, free_port
+    run = tempfile.mkdtemp(prefix="kite-sandbox-")
+    os.chmod(run, 0o755)
+    port = free_port()
+    env = dict(os.environ, KITE_SANDBOX_PORT=str(port))
+    kite_bin = str(BUILD / "bin" / "kite")
+    try:
+        p = subprocess.run(["sh", str(REPO / "scripts" / "run-sandbox"), str(BUILD), run], env=env,
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, p.stderr + p.stdout
+        assert f"127.0.0.1:{port}" in p.stdout
+        assert f"{run}/mail/alice/new" in p.stdout
+        st = subprocess.run([kite_bin, "-c", f"{run}/etc", "status"], capture_output=True, text=True)
+        assert st.returncode == 0
+        cf = open(f"{run}/etc/main.cf").read()
+        assert "virtual_mailbox_domains = sandbox.test" in cf
+        assert f"queue_directory = {run}/queue" in cf
+    finally:
+        subprocess.run([kite_bin, "-c", f"{run}/etc", "stop"], capture_output=True, timeout=120)
+        shutil.rmtree(run, ignore_errors=True)

@@ -113,7 +113,7 @@ def test_size_refused_without_sending_the_message(kite, sink_port):
     try:
         relay_to(kite, sink_port)
         kite.start()
-        submit(kite, "bob@remote.test", body=b"x" * 4000 + b"\r\n")
+        submit(kite, "bob@remote.test", body=b"x" * 78 + b"\r\n" * 1 + (b"y" * 78 + b"\r\n") * 50)
         kite.wait_log(r"to=<bob@remote\.test>, .*dsn=5\.3\.4, status=bounced \(message size \d+ exceeds size "
                       r"limit 1000 of server")
         assert not any(t.upper().startswith("MAIL") for t in sink.commands())
@@ -262,15 +262,20 @@ def test_auth_plain_to_relayhost(kite, sink_port):
 # ---- STARTTLS towards the next hop (RFC 3207) --------------------------------
 
 @pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    d = tmp_path_factory.mktemp("pki")
+def certs():
+    # World-readable: the client runs as the instance's (unprivileged) user.
+    import pathlib
+    import shutil
+    import tempfile
+    d = pathlib.Path(tempfile.mkdtemp(prefix="kite-pki-"))
     subprocess.run(["sh", str(os.path.join(os.path.dirname(__file__), "..", "certs", "make-certs.sh")), str(d)],
                    check=True)
     os.chmod(d, 0o755)
     for name in os.listdir(d):
         if name.endswith(".pem"):
             os.chmod(d / name, 0o644)
-    return d
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
 
 
 def server_tls(certs, name="server"):

@@ -321,7 +321,7 @@ static void test_dsn_select_honours_notify_and_keeps_latest(void **state)
         {DSN_KIND_SUCCESS, 0, 0, 0},
         {DSN_KIND_SUCCESS, 0, QF_NOTIFY_SUCCESS, 1},
         {DSN_KIND_SUCCESS, 0, QF_NOTIFY_NEVER | QF_NOTIFY_SUCCESS, 0},
-        {DSN_KIND_FAILURE, 1, 0, 1},   /* expired while deferred: still a failure */
+        {DSN_KIND_FAILURE, 1, 0, 1}, /* expired while deferred: still a failure */
         {DSN_KIND_DELAY, 0, QF_NOTIFY_DELAY, 0},
     };
     bounce_log_entry *list;

@@ -63,13 +63,20 @@ static void test_bounce_log_round_trip(void **state)
     deliver_rcpt r1 = {3, "bob@kite.test", "rfc822;Bob@kite.test", "info@kite.test", 0x4};
     deliver_rcpt r2 = {7, "carol@remote.example", NULL, NULL, 0};
     deliver_result s1 = {3, 2, "5.1.1", "failed", "unknown user: \"bob\"", "local", NULL, NULL, 0};
-    deliver_result s2 = {7, 1, "4.4.1", "delayed", "connect timed out", "mx.remote.example[192.0.2.9]:25",
-                         "dns; mx.remote.example", "smtp; 451 4.4.1 later", 1};
+    deliver_result s2 = {7,
+                         1,
+                         "4.4.1",
+                         "delayed",
+                         "connect timed out",
+                         "mx.remote.example[192.0.2.9]:25",
+                         "dns; mx.remote.example",
+                         "smtp; 451 4.4.1 later",
+                         1};
     bounce_log_entry *e;
 
     (void) state;
     for (int q = 0; q < 2; q++) {
-        const char *queue = q ? "defer" : "bounce";     /* defer/ is hashed by default */
+        const char *queue = q ? "defer" : "bounce"; /* defer/ is hashed by default */
 
         assert_int_equal(bounce_log_read(queue, ID, &e), 0);
         assert_int_equal(bounce_log_append(queue, ID, &r1, &s1), 0);
@@ -119,13 +126,11 @@ static void record(vbuf *out, attr_list *l)
 static attr_list *good(const char *bad_name, const char *bad_value)
 {
     attr_list *l = attr_new();
-    static const char *const strs[][2] = {{"address", "a@b"}, {"dsn", "5.1.1"}, {"action", "failed"},
-                                          {"reason", "no"}};
+    static const char *const strs[][2] = {{"address", "a@b"}, {"dsn", "5.1.1"}, {"action", "failed"}, {"reason", "no"}};
 
     attr_put_int(l, "index", 0);
     for (size_t i = 0; i < 4; i++)
-        attr_put_str(l, strs[i][0],
-                     bad_name && strcmp(bad_name, strs[i][0]) == 0 ? bad_value : strs[i][1]);
+        attr_put_str(l, strs[i][0], bad_name && strcmp(bad_name, strs[i][0]) == 0 ? bad_value : strs[i][1]);
     attr_put_int(l, "notify", 0);
     attr_put_int(l, "status", 2);
     attr_put_int(l, "relayed_no_dsn", 0);
@@ -140,8 +145,9 @@ static void test_bounce_log_parse_refuses_hostile_logs(void **state)
     static const struct {
         const char *name, *value;
     } bad[] = {
-        {"dsn", "9.1.1"}, {"dsn", "5.1"}, {"dsn", "5.1.1234"}, {"dsn", "5..1"}, {"dsn", ""},
-        {"action", "exploded"}, {"reason", "line\r\nBcc: x"}, {"address", "a\x01"}, {"extra", "x"},
+        {"dsn", "9.1.1"}, {"dsn", "5.1"},         {"dsn", "5.1.1234"},          {"dsn", "5..1"},
+        {"dsn", ""},      {"action", "exploded"}, {"reason", "line\r\nBcc: x"}, {"address", "a\x01"},
+        {"extra", "x"},
     };
     bounce_log_entry *e;
     vbuf data;
@@ -170,13 +176,16 @@ static void test_bounce_log_parse_refuses_hostile_logs(void **state)
     record(&data, l);
     assert_int_equal(bounce_log_parse(data.data, data.len, &e), -1);
     l = good(NULL, NULL);
-    attr_put_int(l, "status", 9);       /* a repeated name is refused too */
+    attr_put_int(l, "status", 9); /* a repeated name is refused too */
     vbuf_truncate(&data, 0);
     record(&data, l);
     assert_int_equal(bounce_log_parse(data.data, data.len, &e), -1);
     /* Zero and huge lengths. */
     assert_int_equal(bounce_log_parse("\0\0\0\0", 4, &e), -1);
-    assert_int_equal(bounce_log_parse("\x7f\xff\xff\xff" "abc", 7, &e), -1);
+    assert_int_equal(bounce_log_parse("\x7f\xff\xff\xff"
+                                      "abc",
+                                      7, &e),
+                     -1);
     assert_int_equal(bounce_log_parse("", 0, &e), 0);
     vbuf_release(&data);
 }

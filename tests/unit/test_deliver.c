@@ -150,11 +150,16 @@ static void test_request_with_empty_sender_and_no_options(void **state)
 static void test_results_then_done(void **state)
 {
     stream *a, *b;
-    deliver_result r1 = {.index = 3, .status = DELIVER_OK, .dsn = "2.0.0", .reason = "delivered to maildir",
-                         .relay = "local"};
-    deliver_result r2 = {.index = 7, .status = DELIVER_BOUNCE, .dsn = "5.1.1", .action = "failed",
-                         .reason = "host said: 550 no such user", .relay = "mx.example.com[192.0.2.1]:25",
-                         .remote_mta = "dns; mx.example.com", .diag = "smtp; 550 5.1.1 no such user",
+    deliver_result r1 = {
+        .index = 3, .status = DELIVER_OK, .dsn = "2.0.0", .reason = "delivered to maildir", .relay = "local"};
+    deliver_result r2 = {.index = 7,
+                         .status = DELIVER_BOUNCE,
+                         .dsn = "5.1.1",
+                         .action = "failed",
+                         .reason = "host said: 550 no such user",
+                         .relay = "mx.example.com[192.0.2.1]:25",
+                         .remote_mta = "dns; mx.example.com",
+                         .diag = "smtp; 550 5.1.1 no such user",
                          .relayed_no_dsn = 1};
     deliver_result got;
 
@@ -168,7 +173,7 @@ static void test_results_then_done(void **state)
     assert_int_equal(got.index, 3);
     assert_int_equal(got.status, DELIVER_OK);
     assert_string_equal(got.dsn, "2.0.0");
-    assert_string_equal(got.action, "delivered");     /* implied by the status */
+    assert_string_equal(got.action, "delivered"); /* implied by the status */
     assert_string_equal(got.reason, "delivered to maildir");
     assert_string_equal(got.relay, "local");
     assert_null(got.remote_mta);
@@ -187,7 +192,7 @@ static void test_results_then_done(void **state)
 
     assert_int_equal(deliver_result_read(b, &got), 0);
     stream_close(a);
-    assert_int_equal(deliver_result_read(b, &got), -1);     /* EOF after done */
+    assert_int_equal(deliver_result_read(b, &got), -1); /* EOF after done */
     stream_close(b);
 }
 
@@ -246,25 +251,82 @@ static void rebuild(attr_list *l, const char *drop, const char *replace_name, co
     attr_free(src);
 }
 
-static void m_wrong_request(attr_list *l) { rebuild(l, NULL, "request", "result", 0, 0); }
-static void m_missing_sender(attr_list *l) { rebuild(l, "sender", NULL, NULL, 0, 0); }
-static void m_unknown_attr(attr_list *l) { rebuild(l, NULL, NULL, NULL, 0, 1); }
-static void m_queue_id_slash(attr_list *l) { rebuild(l, NULL, "queue_id", "../../etc/passwd", 0, 0); }
-static void m_queue_name_dot(attr_list *l) { rebuild(l, NULL, "queue_name", ".hidden", 0, 0); }
-static void m_transport_space(attr_list *l) { rebuild(l, NULL, "transport", "sm tp", 0, 0); }
-static void m_nexthop_ctrl(attr_list *l) { rebuild(l, NULL, "nexthop", "a\rb", 0, 0); }
-static void m_nexthop_empty(attr_list *l) { rebuild(l, NULL, "nexthop", "", 0, 0); }
-static void m_sender_ctrl(attr_list *l) { rebuild(l, NULL, "sender", "a\nRCPT TO:<x>", 0, 0); }
-static void m_ret_range(attr_list *l) { rebuild(l, NULL, "ret", NULL, 9, 0); }
-static void m_body_range(attr_list *l) { rebuild(l, NULL, "body", NULL, -1, 0); }
-static void m_size_negative(attr_list *l) { rebuild(l, NULL, "size", NULL, -5, 0); }
-static void m_flags_unknown(attr_list *l) { rebuild(l, NULL, "flags", NULL, 1 << 20, 0); }
-static void m_nrcpt_more(attr_list *l) { rebuild(l, NULL, "nrcpt", NULL, 3, 0); }
-static void m_nrcpt_zero(attr_list *l) { rebuild(l, NULL, "nrcpt", NULL, 0, 0); }
-static void m_rcpt_truncated(attr_list *l) { rebuild(l, NULL, NULL, NULL, 0, 2); }
-static void m_rcpt_notify_range(attr_list *l) { rebuild(l, NULL, "rcpt_notify", NULL, 99, 0); }
-static void m_rcpt_index_negative(attr_list *l) { rebuild(l, NULL, "rcpt_index", NULL, -1, 0); }
-static void m_rcpt_index_duplicate(attr_list *l) { rebuild(l, NULL, "rcpt_index", NULL, 5, 0); }
+static void m_wrong_request(attr_list *l)
+{
+    rebuild(l, NULL, "request", "result", 0, 0);
+}
+static void m_missing_sender(attr_list *l)
+{
+    rebuild(l, "sender", NULL, NULL, 0, 0);
+}
+static void m_unknown_attr(attr_list *l)
+{
+    rebuild(l, NULL, NULL, NULL, 0, 1);
+}
+static void m_queue_id_slash(attr_list *l)
+{
+    rebuild(l, NULL, "queue_id", "../../etc/passwd", 0, 0);
+}
+static void m_queue_name_dot(attr_list *l)
+{
+    rebuild(l, NULL, "queue_name", ".hidden", 0, 0);
+}
+static void m_transport_space(attr_list *l)
+{
+    rebuild(l, NULL, "transport", "sm tp", 0, 0);
+}
+static void m_nexthop_ctrl(attr_list *l)
+{
+    rebuild(l, NULL, "nexthop", "a\rb", 0, 0);
+}
+static void m_nexthop_empty(attr_list *l)
+{
+    rebuild(l, NULL, "nexthop", "", 0, 0);
+}
+static void m_sender_ctrl(attr_list *l)
+{
+    rebuild(l, NULL, "sender", "a\nRCPT TO:<x>", 0, 0);
+}
+static void m_ret_range(attr_list *l)
+{
+    rebuild(l, NULL, "ret", NULL, 9, 0);
+}
+static void m_body_range(attr_list *l)
+{
+    rebuild(l, NULL, "body", NULL, -1, 0);
+}
+static void m_size_negative(attr_list *l)
+{
+    rebuild(l, NULL, "size", NULL, -5, 0);
+}
+static void m_flags_unknown(attr_list *l)
+{
+    rebuild(l, NULL, "flags", NULL, 1 << 20, 0);
+}
+static void m_nrcpt_more(attr_list *l)
+{
+    rebuild(l, NULL, "nrcpt", NULL, 3, 0);
+}
+static void m_nrcpt_zero(attr_list *l)
+{
+    rebuild(l, NULL, "nrcpt", NULL, 0, 0);
+}
+static void m_rcpt_truncated(attr_list *l)
+{
+    rebuild(l, NULL, NULL, NULL, 0, 2);
+}
+static void m_rcpt_notify_range(attr_list *l)
+{
+    rebuild(l, NULL, "rcpt_notify", NULL, 99, 0);
+}
+static void m_rcpt_index_negative(attr_list *l)
+{
+    rebuild(l, NULL, "rcpt_index", NULL, -1, 0);
+}
+static void m_rcpt_index_duplicate(attr_list *l)
+{
+    rebuild(l, NULL, "rcpt_index", NULL, 5, 0);
+}
 static void m_sender_wrong_type(attr_list *l)
 {
     rebuild(l, "sender", NULL, NULL, 0, 0);
@@ -397,7 +459,7 @@ static void test_oversized_and_truncated_result_frames(void **state)
     int sv[2];
     stream *b;
     deliver_result out;
-    unsigned char big[4] = {0x01, 0x00, 0x00, 0x00};   /* 16 MiB > result limit */
+    unsigned char big[4] = {0x01, 0x00, 0x00, 0x00}; /* 16 MiB > result limit */
     unsigned char cut[6] = {0x00, 0x00, 0x00, 0x40, 's', 0x00};
 
     (void) state;
@@ -442,7 +504,7 @@ typedef struct log_case {
     const char *name;
     int status, flags;
     const char *orig, *relay, *dsn, *reason;
-    double active, conn, xfer, now;     /* offsets from arrival; conn/xfer < 0: unknown */
+    double active, conn, xfer, now; /* offsets from arrival; conn/xfer < 0: unknown */
     const char *expect;
 } log_case;
 
@@ -451,18 +513,21 @@ static const log_case log_cases[] = {
      "Q1: to=<alice@example.com>, relay=local, delay=0.12, delays=0.05/0.01/0/0.06, dsn=2.0.0, "
      "status=sent (delivered to maildir)"},
     {"orig_to when the original differs", DELIVER_OK, 0, "postmaster@example.com", "local", "2.0.0", "ok", 0, -1, -1,
-     0.5, "Q1: to=<alice@example.com>, orig_to=<postmaster@example.com>, relay=local, delay=0.5, delays=0/0.5/0/0, "
-          "dsn=2.0.0, status=sent (ok)"},
+     0.5,
+     "Q1: to=<alice@example.com>, orig_to=<postmaster@example.com>, relay=local, delay=0.5, delays=0/0.5/0/0, "
+     "dsn=2.0.0, status=sent (ok)"},
     {"no orig_to when the same", DELIVER_OK, 0, "alice@example.com", "local", "2.0.0", "ok", 0, -1, -1, 0,
      "Q1: to=<alice@example.com>, relay=local, delay=0, delays=0/0/0/0, dsn=2.0.0, status=sent (ok)"},
     {"long delays are whole seconds", DELIVER_DEFER, 0, NULL, NULL, "4.4.1", "connect refused", 3605.4, 3605.41,
-     3605.42, 3605.44, "Q1: to=<alice@example.com>, relay=none, delay=3605, delays=3605/0.01/0.01/0.02, dsn=4.4.1, "
-                       "status=deferred (connect refused)"},
+     3605.42, 3605.44,
+     "Q1: to=<alice@example.com>, relay=none, delay=3605, delays=3605/0.01/0.01/0.02, dsn=4.4.1, "
+     "status=deferred (connect refused)"},
     {"bounced", DELIVER_BOUNCE, 0, NULL, "mx[192.0.2.1]:25", "5.1.1", "host said 550", 1.234, 1.5, 2, 9.999,
      "Q1: to=<alice@example.com>, relay=mx[192.0.2.1]:25, delay=10, delays=1.23/0.27/0.5/8, dsn=5.1.1, "
      "status=bounced (host said 550)"},
     {"verify probe", DELIVER_BOUNCE, DELIVER_FLAG_VERIFY, NULL, "local", "5.1.1", "unknown user", 0, -1, -1, 0,
-     "Q1: to=<alice@example.com>, relay=local, delay=0, delays=0/0/0/0, dsn=5.1.1, status=undeliverable (unknown user)"},
+     "Q1: to=<alice@example.com>, relay=local, delay=0, delays=0/0/0/0, dsn=5.1.1, status=undeliverable (unknown "
+     "user)"},
 };
 
 /* test_log_line_matches_postfix - exact text for each case */

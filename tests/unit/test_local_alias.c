@@ -20,7 +20,7 @@ typedef struct parse_row {
     const char *text;
     int file_syntax;
     int ok;
-    const char *expect;                 /* "type:value|type:value..." */
+    const char *expect; /* "type:value|type:value..." */
 } parse_row;
 
 /* A=address C=command F=file I=include S=self */

@@ -78,11 +78,11 @@ static void test_copy_mbox_format_for_every_chunk_size(void **state)
         src s = {msg_in, sizeof(msg_in) - 1, 0, step};
 
         vbuf_reset(&out);
-        assert_int_equal(local_copy(src_next, &s, "alice@example.org", "bob@kite.test", 1800000000,
-                                    LOCAL_COPY_LF | LOCAL_COPY_FROM_LINE | LOCAL_COPY_RETURN_PATH
-                                        | LOCAL_COPY_DELIVERED,
-                                    to_vbuf, &out),
-                         0);
+        assert_int_equal(
+            local_copy(src_next, &s, "alice@example.org", "bob@kite.test", 1800000000,
+                       LOCAL_COPY_LF | LOCAL_COPY_FROM_LINE | LOCAL_COPY_RETURN_PATH | LOCAL_COPY_DELIVERED, to_vbuf,
+                       &out),
+            0);
         assert_string_equal(vbuf_str(&out), want);
     }
     vbuf_release(&out);
@@ -106,7 +106,8 @@ static void test_copy_maildir_keeps_body_bytes(void **state)
     assert_int_equal(local_copy(src_next, &s, "", "bob@kite.test", 0,
                                 LOCAL_COPY_LF | LOCAL_COPY_RETURN_PATH | LOCAL_COPY_DELIVERED, to_vbuf, &out),
                      0);
-    assert_string_equal(vbuf_str(&out), "Return-Path: <>\nDelivered-To: bob@kite.test\n" "Subject: hi\n"
+    assert_string_equal(vbuf_str(&out), "Return-Path: <>\nDelivered-To: bob@kite.test\n"
+                                        "Subject: hi\n"
                                         "Delivered-To: Old@Example.org\n\nFrom the top\n>From quoted already\n"
                                         "bare\rcr stays\n8bit \xc3\xa9\nFrom \n");
     assert_non_null(strstr(vbuf_str(&out), want_tail));
@@ -144,9 +145,8 @@ static void test_copy_reports_writer_failure(void **state)
         src s = {msg_in, sizeof(msg_in) - 1, 0, 4};
         int left = n;
 
-        assert_int_equal(local_copy(src_next, &s, "a@b", "c@d", 0, LOCAL_COPY_LF | LOCAL_COPY_FROM_LINE,
-                                    fail_after, &left),
-                         -1);
+        assert_int_equal(
+            local_copy(src_next, &s, "a@b", "c@d", 0, LOCAL_COPY_LF | LOCAL_COPY_FROM_LINE, fail_after, &left), -1);
     }
 }
 

@@ -72,7 +72,12 @@ static char *slurp(const char *rel)
     while ((n = read(fd, buf, sizeof(buf))) > 0)
         (void) vbuf_append(&b, buf, (size_t) n);
     close(fd);
-    return vbuf_steal(&b);
+    {
+        char *copy = vbuf_steal(&b);
+
+        vbuf_release(&b);
+        return copy;
+    }
 }
 
 /* maildir_one - the content of the single message in REL/new */
@@ -129,7 +134,8 @@ static int setup(void **state)
                     "virtual_mailbox_domains = sandbox.test\n"
                     "virtual_mailbox_base = %s/mail\n"
                     "virtual_mailbox_maps = inline:{bob@sandbox.test=bob/, carol@sandbox.test=carol.mbox, "
-                    "dan@sandbox.test=dan/}\n"
+                    "dan@sandbox.test=dan/, full@sandbox.test=full.mbox}\n"
+                    "virtual_mailbox_limit = 100000\n"
                     "virtual_uid_maps = inline:{dan@sandbox.test=65534}, static:%ld\n"
                     "virtual_gid_maps = inline:{dan@sandbox.test=65534}, static:%ld\n"
                     "virtual_minimum_uid = 0\n"
@@ -155,13 +161,15 @@ static int setup(void **state)
                     "team: bob@sandbox.test, \"|/bin/cat > %s/out/team.piped\", %s/out/team.archive\n"
                     "owner-team: %s\n"
                     "flaky: \"|%s/etc/flaky.sh\"\n"
-                    "nouser: \"|exit 67\"\n",
-                    dir, dir, user, dir);
+                    "nouser: \"|exit 67\"\n"
+                    "linky: %s/out/link\n",
+                    dir, dir, user, dir, dir);
     put("etc/aliases", text, 0644);
     (void) snprintf(text, sizeof(text),
                     "#!/bin/sh\n"
                     "if [ ! -e %s/out/flaky.seen ]; then touch %s/out/flaky.seen; echo not now; exit 75; fi\n"
-                    "cat > %s/out/flaky.out\n", dir, dir, dir);
+                    "cat > %s/out/flaky.out\n",
+                    dir, dir, dir);
     put("etc/flaky.sh", text, 0755);
     conf_reset();
     if (conf_load(p[0] ? dirname(p) : p) != 0)
@@ -233,8 +241,7 @@ typedef struct outcome {
 } outcome;
 
 /* run_local - one request to the real agent; fills out[] per recipient */
-static void run_local(const char *transport, const char *id, const char *sender, const char *const *rcpts,
-                      outcome *out)
+static void run_local(const char *transport, const char *id, const char *sender, const char *const *rcpts, outcome *out)
 {
     int sv[2], ws;
     pid_t pid;
@@ -325,8 +332,9 @@ static void test_virtual_maildir_and_mbox(void **state)
     xfree(got);
     got = slurp("mail/carol.mbox");
     assert_non_null(got);
-    assert_non_null(strstr(got, "\nReturn-Path: <alice@example.org>\nDelivered-To: carol@sandbox.test\n"
-                                "From: Alice <alice@example.org>\nSubject: test\n\n>From the body\n8-bit \xc3\xa9\n\n"));
+    assert_non_null(strstr(got,
+                           "\nReturn-Path: <alice@example.org>\nDelivered-To: carol@sandbox.test\n"
+                           "From: Alice <alice@example.org>\nSubject: test\n\n>From the body\n8-bit \xc3\xa9\n\n"));
     assert_memory_equal(got, "From alice@example.org  ", 24);
     xfree(got);
     got = slurp("maillog");
@@ -367,6 +375,79 @@ static void test_delivery_runs_as_the_mailbox_owner(void **state)
     path(p, sizeof(p), "mail/dan");
     assert_int_equal(stat(p, &st), 0);
     assert_int_equal(st.st_uid, 65534);
+    xfree(id);
+}
+
+static void test_mailbox_size_limit_bounces_and_leaves_mailbox_intact(void **state)
+{
+    const char *rcpts[] = {"full@sandbox.test", NULL};
+    char *id, *filler, p[4200];
+    outcome o[1];
+    struct stat st;
+
+    (void) state;
+    filler = xmalloc(99990 + 1);
+    memset(filler, 'x', 99990);
+    filler[99989] = '\n';
+    filler[99990] = 0;
+    put("mail/full.mbox", filler, 0600);
+    xfree(filler);
+    id = queue_message("alice@example.org", NULL, rcpts);
+    run_local("virtual", id, "alice@example.org", rcpts, o);
+    assert_int_equal(o[0].status, DELIVER_BOUNCE);
+    assert_string_equal(o[0].dsn, "5.2.2");
+    assert_non_null(strstr(o[0].reason, "mailbox size limit exceeded"));
+    path(p, sizeof(p), "mail/full.mbox");
+    assert_int_equal(stat(p, &st), 0);
+    assert_int_equal(st.st_size, 99990);
+    assert_int_equal(truncate(p, 0), 0);
+    run_local("virtual", id, "alice@example.org", rcpts, o);
+    assert_int_equal(o[0].status, DELIVER_OK);
+    xfree(id);
+}
+
+static void test_spool_mailbox_of_another_user(void **state)
+{
+    const char *rcpts[] = {"nobody@kite.test", NULL};
+    char *id, p[4200], *got;
+    outcome o[1];
+    struct stat st;
+
+    (void) state;
+    if (geteuid() != 0 || getpwnam("nobody") == NULL)
+        skip();
+    id = queue_message("alice@example.org", NULL, rcpts);
+    run_local("local", id, "alice@example.org", rcpts, o);
+    assert_int_equal(o[0].status, DELIVER_OK);
+    assert_string_equal(o[0].reason, "delivered to mailbox");
+    /* Created by root in root's spool directory, handed to the user, written as the user. */
+    path(p, sizeof(p), "spool/nobody");
+    assert_int_equal(lstat(p, &st), 0);
+    assert_int_equal(st.st_uid, getpwnam("nobody")->pw_uid);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    path(p, sizeof(p), "spool/nobody.lock");
+    assert_int_equal(lstat(p, &st), -1);
+    got = slurp("spool/nobody");
+    assert_non_null(strstr(got, "\nDelivered-To: nobody@kite.test\n"));
+    xfree(got);
+    xfree(id);
+}
+
+static void test_domain_routed_here_is_delivered_by_local_part(void **state)
+{
+    char rcpt[300];
+    const char *rcpts[] = {rcpt, "nosuchuser@elsewhere.example", NULL};
+    outcome o[2];
+    char *id;
+
+    (void) state;
+    (void) snprintf(rcpt, sizeof(rcpt), "%s@elsewhere.example", user);
+    id = queue_message("alice@example.org", NULL, rcpts);
+    run_local("local", id, "alice@example.org", rcpts, o);
+    assert_int_equal(o[0].status, DELIVER_OK);
+    assert_string_equal(o[0].reason, "delivered to mailbox");
+    assert_int_equal(o[1].status, DELIVER_BOUNCE);
+    assert_string_equal(o[1].reason, "unknown user: \"nosuchuser\"");
     xfree(id);
 }
 
@@ -436,6 +517,25 @@ static void test_alias_list_with_file_and_command(void **state)
     xfree(id);
 }
 
+static void test_file_target_symlink_is_refused(void **state)
+{
+    const char *rcpts[] = {"linky@kite.test", NULL};
+    char *id, link_path[4200], *got;
+    outcome o[1];
+
+    (void) state;
+    put("out/victim", "precious\n", 0666);
+    path(link_path, sizeof(link_path), "out/link");
+    assert_int_equal(symlink("victim", link_path), 0);
+    id = queue_message("alice@example.org", NULL, rcpts);
+    run_local("local", id, "alice@example.org", rcpts, o);
+    assert_int_not_equal(o[0].status, DELIVER_OK);
+    got = slurp("out/victim");
+    assert_string_equal(got, "precious\n");
+    xfree(got);
+    xfree(id);
+}
+
 static void test_command_defers_on_75_then_delivers(void **state)
 {
     const char *rcpts[] = {"flaky@kite.test", NULL};
@@ -493,8 +593,12 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_virtual_maildir_and_mbox),
         cmocka_unit_test(test_delivery_runs_as_the_mailbox_owner),
+        cmocka_unit_test(test_mailbox_size_limit_bounces_and_leaves_mailbox_intact),
         cmocka_unit_test(test_spool_mbox_and_loop),
+        cmocka_unit_test(test_domain_routed_here_is_delivered_by_local_part),
+        cmocka_unit_test(test_spool_mailbox_of_another_user),
         cmocka_unit_test(test_alias_list_with_file_and_command),
+        cmocka_unit_test(test_file_target_symlink_is_refused),
         cmocka_unit_test(test_command_defers_on_75_then_delivers),
         cmocka_unit_test(test_forward_file_checks),
     };

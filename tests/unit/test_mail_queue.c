@@ -109,8 +109,16 @@ static void test_mail_queue_id_ok_rejects_path_tricks(void **state)
         const char *id;
         int ok;
     } rows[] = {
-        {"4Xb2kQ9zT1", 1}, {"A.B-c_d", 1}, {"", 0},      {".", 0},      {"..", 0},
-        {"../etc", 0},     {"a/b", 0},     {".hidden", 0}, {"a b", 0},   {"a\nb", 0},
+        {"4Xb2kQ9zT1", 1},
+        {"A.B-c_d", 1},
+        {"", 0},
+        {".", 0},
+        {"..", 0},
+        {"../etc", 0},
+        {"a/b", 0},
+        {".hidden", 0},
+        {"a b", 0},
+        {"a\nb", 0},
         {"0123456789012345678901234567890123456789012345678901234567890123456789", 0},
     };
 
@@ -218,7 +226,7 @@ static void test_mail_queue_setup_modes_and_repair(void **state)
     assert_non_null(strstr(vbuf_str(&why), "corrupt exists and is not a directory"));
     assert_non_null(strstr(vbuf_str(&why), "trace exists and is not a directory"));
     assert_int_equal(lstat("/tmp", &st), 0);
-    assert_int_equal(st.st_mode & 07777, 01777);      /* untouched */
+    assert_int_equal(st.st_mode & 07777, 01777); /* untouched */
     vbuf_release(&why);
 }
 

@@ -65,8 +65,8 @@ static const struct source_case {
     const char *name;
     const char *text;
     int flags;
-    const char *want;                   /* entries, or NULL for an error */
-    const char *error;                  /* substring of the error */
+    const char *want;  /* entries, or NULL for an error */
+    const char *error; /* substring of the error */
 } source_cases[] = {
     {"plain", "a b\nc d e\n", 0, "a=b@1;c=d e@2;", NULL},
     {"comments and blanks", "# x\n\n   \na b\n  # indented comment\n", 0, "a=b@4;", NULL},
@@ -78,11 +78,15 @@ static const struct source_case {
     {"keep case", "User X\n", MAP_KEEP_CASE, "User=X@1;", NULL},
     {"hash in value is data", "a b # c\n", 0, "a=b # c@1;", NULL},
     {"empty text", "", 0, "", NULL},
+    {"blank continuation adds nothing", "a b\n \t\r\nc d\n", 0, "a=b@1;c=d@3;", NULL},
+    {"key with only blank continuation", "M\n\t\t\r\t\nH x\n", 0, NULL, "t:1: expected format"},
+    {"key with trailing blanks only", "M \t\n", 0, NULL, "t:1: expected format"},
     {"key without value", "a b\nlonely\n", 0, NULL, "t:2: expected format: key whitespace value"},
     {"continuation first", "  a b\n", 0, NULL, "t:1: continuation line"},
     {"nul byte", "a b\nc \0d\n", 0, NULL, "t:2: NUL byte"},
     {"alias list", "root: admin, bob\n", MAP_BUILD_ALIASES, "root=admin, bob@1;", NULL},
-    {"alias continuation", "list: a,\n  b,\n  \"|/bin/cmd x\"\n", MAP_BUILD_ALIASES, "list=a, b, \"|/bin/cmd x\"@1;", NULL},
+    {"alias continuation", "list: a,\n  b,\n  \"|/bin/cmd x\"\n", MAP_BUILD_ALIASES, "list=a, b, \"|/bin/cmd x\"@1;",
+     NULL},
     {"alias include and file", "Staff : :include:/etc/staff, /var/log/x\n", MAP_BUILD_ALIASES,
      "staff=:include:/etc/staff, /var/log/x@1;", NULL},
     {"alias quoted name", "\"Joe Smith\": joe\n", MAP_BUILD_ALIASES, "joe smith=joe@1;", NULL},
@@ -170,17 +174,19 @@ static const char pcre_rules[] = "# header checks\n"
                                  "/^\\s z \\s (\\d+)\n"
                                  "   \\s $/x spaced $1\n"
                                  "/^opt(ional)?-(.*)/ [$1][$2]\n"
+                                 "/^([^@/.][^@/]*)@sandbox\\.test$/\t$1/\n"
+                                 "/^[]/[:alpha:]]x$/ class-with-delimiter\n"
                                  "/^first/ one\n"
                                  "/^first/ two\n";
 
 static const struct pcre_case {
     const char *key;
-    const char *want;                   /* NULL: not found */
+    const char *want; /* NULL: not found */
 } pcre_cases[] = {
     {"Subject: buy spam now", "REJECT buy SPAM now"},
-    {"SUBJECT: SPAM", "REJECT SPAM"},           /* case-insensitive by default */
+    {"SUBJECT: SPAM", "REJECT SPAM"}, /* case-insensitive by default */
     {"X-Case: Exact", "HOLD exact"},
-    {"X-Case: exact", NULL},                    /* i toggles to case-sensitive */
+    {"X-Case: exact", NULL}, /* i toggles to case-sensitive */
     {"nobody", "local-$"},
     {"joe@example.org", "user=joe dom=example.org tld=org"},
     {"a@sub.test", "inner-a"},
@@ -195,6 +201,11 @@ static const struct pcre_case {
     {"opt-x", "[][x]"},
     {"optional-y", "[ional][y]"},
     {"first", "one"},
+    {"joe@sandbox.test", "joe/"},
+    {".joe@sandbox.test", NULL},
+    {"/x", "class-with-delimiter"},
+    {"]x", "class-with-delimiter"},
+    {"qx", "class-with-delimiter"},
 };
 
 static void test_maps_pcre_rules_table(void **state)
@@ -336,11 +347,20 @@ static const struct cidr_case {
     const char *key;
     const char *want;
 } cidr_cases[] = {
-    {"192.168.1.77", "host-77"},   {"192.168.1.78", "lan"},     {"192.168.255.255", "lan"},
-    {"10.1.2.3", "REJECT  ten net"}, {"2001:db8::1", "v6-host"}, {"2001:DB8::2", "doc-v6"},
-    {"2001:db9::1", "any-v6"},     {"172.17.0.1", "private-not-16"}, {"172.16.5.5", "private-16"},
-    {"8.8.8.8", "any-v4"},         {"not-an-ip", NULL},         {"[2001:db8::1]", NULL},
-    {"1.2.3", NULL},               {"", NULL},
+    {"192.168.1.77", "host-77"},
+    {"192.168.1.78", "lan"},
+    {"192.168.255.255", "lan"},
+    {"10.1.2.3", "REJECT  ten net"},
+    {"2001:db8::1", "v6-host"},
+    {"2001:DB8::2", "doc-v6"},
+    {"2001:db9::1", "any-v6"},
+    {"172.17.0.1", "private-not-16"},
+    {"172.16.5.5", "private-16"},
+    {"8.8.8.8", "any-v4"},
+    {"not-an-ip", NULL},
+    {"[2001:db8::1]", NULL},
+    {"1.2.3", NULL},
+    {"", NULL},
 };
 
 static void test_maps_cidr_rules_table(void **state)
@@ -428,7 +448,7 @@ static void test_maps_cidr_rejects_bad_files(void **state)
 static const struct inline_case {
     const char *spec;
     const char *key;
-    const char *want;                   /* NULL: not found; "!" + text: open error */
+    const char *want; /* NULL: not found; "!" + text: open error */
 } inline_cases[] = {
     {"inline:{a=1, b=2}", "b", "2"},
     {"inline:{a=1, b=2}", "c", NULL},
@@ -524,7 +544,7 @@ static void test_maps_texthash_reads_source_into_memory(void **state)
     vbuf_printf(&spec, "texthash:%s", path);
     warnings = 0;
     assert_non_null(m = map_open(vbuf_str(&spec), 0, &err));
-    assert_int_equal(warnings, 1);              /* the duplicate */
+    assert_int_equal(warnings, 1); /* the duplicate */
     assert_string_equal(map_lookup(m, "ALICE", &status), "alice@example.com");
     assert_string_equal(map_lookup(m, "bob", &status), "bob@example.com, carol@example.com");
     assert_null(map_lookup(m, "carol", &status));
@@ -598,13 +618,14 @@ static void test_maps_unopenable_table_means_error_not_notfound(void **state)
 }
 
 static const struct addr_case {
-    const char *table;                  /* inline body */
+    const char *table; /* inline body */
     const char *delim;
     const char *addr;
     int flags;
     const char *want;
 } addr_cases[] = {
-    {"{u+e@d.test=full, u@d.test=base, u+e=local-ext, u=local, @d.test=domain}", "+", "u+e@d.test", MAPS_ADDR_LOCAL, "full"},
+    {"{u+e@d.test=full, u@d.test=base, u+e=local-ext, u=local, @d.test=domain}", "+", "u+e@d.test", MAPS_ADDR_LOCAL,
+     "full"},
     {"{u@d.test=base, u+e=local-ext, u=local, @d.test=domain}", "+", "u+e@d.test", MAPS_ADDR_LOCAL, "base"},
     {"{u+e=local-ext, u=local, @d.test=domain}", "+", "u+e@d.test", MAPS_ADDR_LOCAL, "local-ext"},
     {"{u=local, @d.test=domain}", "+", "u+e@d.test", MAPS_ADDR_LOCAL, "local"},
@@ -615,9 +636,9 @@ static const struct addr_case {
     {"{u@d.test=base}", "-+", "u-e@d.test", 0, "base"},         /* any delimiter character */
     {"{owner@d.test=base}", "-", "owner-list@d.test", 0, NULL}, /* owner-list stays whole */
     {"{list@d.test=base}", "-", "list-request@d.test", 0, NULL},
-    {"{@d.test=domain}", "+", "+e@d.test", 0, "domain"},        /* nothing before the delimiter */
-    {"{u@d.test=base}", "+", "U+Ext@D.Test", 0, "base"},        /* keys fold */
-    {"{u=local}", "+", "u+e", 0, "local"},                      /* no domain */
+    {"{@d.test=domain}", "+", "+e@d.test", 0, "domain"}, /* nothing before the delimiter */
+    {"{u@d.test=base}", "+", "U+Ext@D.Test", 0, "base"}, /* keys fold */
+    {"{u=local}", "+", "u+e", 0, "local"},               /* no domain */
     {"{@d.test=domain}", "+", "u@", 0, NULL},
     {"{u@a@d.test=odd}", "+", "u@a@d.test", 0, "odd"},
 };

@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -160,8 +161,8 @@ static void test_maps_db_build_and_lookup_both_types(void **state)
         warnings = 0;
         if (build(db_types[t], "access", 0, &err) != 0)
             fail_msg("%s: %s", db_types[t], vbuf_str(&err));
-        assert_int_equal(warnings, 1);          /* the duplicate key */
-        assert_int_equal(count_files(), 2);     /* source and .db, no leftovers */
+        assert_int_equal(warnings, 1);      /* the duplicate key */
+        assert_int_equal(count_files(), 2); /* source and .db, no leftovers */
         assert_non_null(m = open_table(db_types[t], "access", 0, &err));
         expect(m, "example.com", "REJECT go away");
         expect(m, "EXAMPLE.com", "REJECT go away");
@@ -189,7 +190,7 @@ static void test_maps_db_keep_case_at_build_and_lookup(void **state)
     expect(m, "mixedkey", NULL);
     map_close(m);
     assert_non_null(m = open_table("hash", "t", 0, &err));
-    expect(m, "MixedKey", NULL);                /* folded to "mixedkey" */
+    expect(m, "MixedKey", NULL); /* folded to "mixedkey" */
     map_close(m);
     vbuf_release(&err);
 }
@@ -214,7 +215,7 @@ static void test_maps_db_iterate_lists_every_entry(void **state)
     assert_int_equal(build("btree", "t", 0, &err), 0);
     assert_non_null(m = open_table("btree", "t", 0, &err));
     assert_int_equal(map_iterate(m, list_entries, &got, &err), 0);
-    assert_string_equal(vbuf_str(&got), "a=1;b=2;c=3;");    /* btree: sorted */
+    assert_string_equal(vbuf_str(&got), "a=1;b=2;c=3;"); /* btree: sorted */
     map_close(m);
     vbuf_release(&err);
     vbuf_release(&got);
@@ -258,7 +259,7 @@ static void test_maps_db_bad_source_leaves_old_db_untouched(void **state)
             fail_msg("case %zu: got %s want %s", i, vbuf_str(&err), c->error);
         assert_int_equal(stat(vbuf_str(&dbpath), &after), 0);
         assert_true(before.st_ino == after.st_ino);
-        assert_int_equal(count_files(), 2);     /* no temporary file left */
+        assert_int_equal(count_files(), 2); /* no temporary file left */
         assert_non_null(m = open_table("hash", "src", 0, &err));
         expect(m, "old", "value");
         map_close(m);
@@ -347,7 +348,7 @@ static void test_maps_db_notices_rebuild(void **state)
     expect(m, "k", "one");
     put_text("t", "k two\nnew yes\n");
     assert_int_equal(build("hash", "t", 0, &err), 0);
-    sleep(1);                                   /* stat happens at most once a second */
+    sleep(1); /* stat happens at most once a second */
     expect(m, "k", "two");
     expect(m, "new", "yes");
 
@@ -383,6 +384,34 @@ static void test_maps_db_notices_rebuild(void **state)
     map_close(m);
     vbuf_release(&err);
     vbuf_release(&path);
+}
+
+static void test_maps_db_checks_file_at_most_once_a_second(void **state)
+{
+    vbuf err;
+    time_t t0;
+    map *m;
+
+    (void) state;
+    vbuf_init(&err, 0);
+    wipe();
+    put_text("t", "k one\n");
+    assert_int_equal(build("hash", "t", 0, &err), 0);
+    /* Start right after a second boundary so the rebuild fits in it. */
+    t0 = time(NULL);
+    while (time(NULL) == t0)
+        usleep(1000);
+    t0 = time(NULL);
+    assert_non_null(m = open_table("hash", "t", 0, &err));
+    put_text("t", "k two\n");
+    assert_int_equal(build("hash", "t", 0, &err), 0);
+    if (time(NULL) == t0)
+        expect(m, "k", "one"); /* same second: no stat yet */
+    while (time(NULL) == t0)
+        usleep(1000);
+    expect(m, "k", "two");
+    map_close(m);
+    vbuf_release(&err);
 }
 
 static void test_maps_db_corrupt_and_truncated_files(void **state)
@@ -425,16 +454,20 @@ static void test_maps_db_corrupt_and_truncated_files(void **state)
         if (m == NULL)
             continue;
         for (int i = 0; i < 3000; i += 97) {
-            char key[32], want[32];
+            vbuf key, want;
             int status;
             const char *r;
 
-            snprintf(key, sizeof(key), "key%d", i);
-            snprintf(want, sizeof(want), "value%d", i);
-            r = map_lookup(m, key, &status);
+            vbuf_init(&key, 0);
+            vbuf_init(&want, 0);
+            vbuf_printf(&key, "key%d", i);
+            vbuf_printf(&want, "value%d", i);
+            r = map_lookup(m, vbuf_str(&key), &status);
             assert_true(status == MAP_FOUND || status == MAP_NOTFOUND || status == MAP_ERROR);
             if (status == MAP_FOUND)
-                assert_string_equal(r, want);
+                assert_string_equal(r, vbuf_str(&want));
+            vbuf_release(&key);
+            vbuf_release(&want);
         }
         map_close(m);
     }
@@ -479,7 +512,7 @@ static void test_maps_db_corrupt_and_truncated_files(void **state)
                 }
                 map_close(m);
                 if (errors == 0 && code == 0)
-                    code = 5;                   /* damage went unnoticed */
+                    code = 5; /* damage went unnoticed */
             }
             _exit(code);
         }
@@ -551,7 +584,7 @@ static void test_maps_db_delete_rewrites_without_key(void **state)
     assert_int_equal(stat(vbuf_str(&path), &before), 0);
     assert_int_equal(map_delete(vbuf_str(&spec), "b", 0, &err), 0);
     assert_int_equal(stat(vbuf_str(&path), &after), 0);
-    assert_true(before.st_ino == after.st_ino);  /* nothing removed: file untouched */
+    assert_true(before.st_ino == after.st_ino); /* nothing removed: file untouched */
     assert_int_equal(count_files(), 2);
     spec_of(&spec, "hash", "none");
     assert_int_equal(map_delete(vbuf_str(&spec), "a", 0, &err), -1);
@@ -627,6 +660,7 @@ int main(void)
         cmocka_unit_test(test_maps_db_takes_source_permissions),
         cmocka_unit_test(test_maps_db_aliases_syntax),
         cmocka_unit_test(test_maps_db_notices_rebuild),
+        cmocka_unit_test(test_maps_db_checks_file_at_most_once_a_second),
         cmocka_unit_test(test_maps_db_corrupt_and_truncated_files),
         cmocka_unit_test(test_maps_db_reads_keys_stored_without_nul),
         cmocka_unit_test(test_maps_db_delete_rewrites_without_key),

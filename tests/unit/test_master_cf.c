@@ -30,7 +30,7 @@ static void test_master_cf_defaults_per_column(void **state)
     assert_int_equal(cf.count, 2);
     assert_string_equal(cf.entries[0].name, "smtp");
     assert_int_equal(cf.entries[0].type, MASTER_CF_INET);
-    assert_int_equal(cf.entries[0].private_, 0);  /* inet is never private */
+    assert_int_equal(cf.entries[0].private_, 0); /* inet is never private */
     assert_int_equal(cf.entries[0].unpriv, 1);
     assert_int_equal(cf.entries[0].chroot, 0);
     assert_int_equal(cf.entries[0].wakeup, 0);
@@ -38,7 +38,7 @@ static void test_master_cf_defaults_per_column(void **state)
     assert_null(cf.entries[0].host);
     assert_string_equal(cf.entries[0].port, "smtp");
     assert_string_equal(cf.entries[0].source, "master.cf:1");
-    assert_int_equal(cf.entries[1].private_, 1);  /* unix defaults to private */
+    assert_int_equal(cf.entries[1].private_, 1); /* unix defaults to private */
     assert_string_equal(cf.entries[1].source, "master.cf:2");
     master_cf_free(&cf);
 }
@@ -66,10 +66,8 @@ static void test_master_cf_inet_address_forms(void **state)
         const char *host;
         const char *port;
     } rows[] = {
-        {"2525", NULL, "2525"},
-        {"127.0.0.1:2525", "127.0.0.1", "2525"},
-        {"[::1]:587", "::1", "587"},
-        {"mail.example.com:submission", "mail.example.com", "submission"},
+        {"2525", NULL, "2525"},      {"127.0.0.1:2525", "127.0.0.1", "2525"},
+        {"[::1]:587", "::1", "587"}, {"mail.example.com:submission", "mail.example.com", "submission"},
         {"*:25", NULL, "25"},
     };
 
@@ -172,7 +170,8 @@ static void test_master_cf_rejects_bad_lines_with_file_line(void **state)
         {":25 inet n - n - - smtpd\n", "bad inet service address"},
         {"host:port!x inet n - n - - smtpd\n", "bad inet service address"},
         {"  -o x=y\n", "continuation line without a service"},
-        {"x unix - - n - - a\nx unix - - n - - b\n", "master.cf:2: duplicate unix service \"x\" (first defined at master.cf:1)"},
+        {"x unix - - n - - a\nx unix - - n - - b\n",
+         "master.cf:2: duplicate unix service \"x\" (first defined at master.cf:1)"},
     };
 
     (void) state;

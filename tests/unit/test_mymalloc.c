@@ -33,7 +33,7 @@ static void test_allocations_succeed_and_copy(void **state)
     z = xreallocarray(z, 1000, sizeof(int));
     z[999] = 7;
     xfree(z);
-    p = xcalloc(0, 10);                 /* never NULL, even for zero */
+    p = xcalloc(0, 10); /* never NULL, even for zero */
     assert_non_null(p);
     xfree(p);
     p = xstrdup("hello");
@@ -41,7 +41,7 @@ static void test_allocations_succeed_and_copy(void **state)
     q = xstrndup("hello world", 5);
     assert_string_equal(q, "hello");
     xfree(q);
-    q = xstrndup("hi", 100);            /* shorter than len: no over-read */
+    q = xstrndup("hi", 100); /* shorter than len: no over-read */
     assert_string_equal(q, "hi");
     xfree(q);
     q = xmemdup("a\0b", 3);
@@ -123,7 +123,7 @@ static int run_fatal(enum fatal_case c, char *out, size_t outlen)
             break;
         }
         (void) p;
-        _exit(0);                       /* not reached if the case is fatal */
+        _exit(0); /* not reached if the case is fatal */
     }
     close(fds[1]);
     while (got + 1 < outlen && (n = read(fds[0], out + got, outlen - 1 - got)) > 0)

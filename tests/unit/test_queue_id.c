@@ -18,7 +18,11 @@ static void test_queue_id_has_fixed_length_and_alphabet(void **state)
         long usec;
         ino_t ino;
     } cases[] = {
-        {0, 0, 0}, {1, 1, 1}, {1700000000, 999999, 123456}, {4102444800, 500000, (ino_t) -1}, {2000000000, 0, 78364164095},
+        {0, 0, 0},
+        {1, 1, 1},
+        {1700000000, 999999, 123456},
+        {4102444800, 500000, (ino_t) -1},
+        {2000000000, 0, 78364164095},
     };
 
     (void) state;
@@ -70,14 +74,14 @@ static void test_queue_id_valid_rejects_bad_forms(void **state)
     static const char *const bad[] = {
         "",
         "ABC",
-        "0123456789ABCDEFG",    /* 17 */
-        "0123456789ABCDEFGHI",  /* 19 */
-        "0123456789abcdefgh",   /* lowercase */
+        "0123456789ABCDEFG",   /* 17 */
+        "0123456789ABCDEFGHI", /* 19 */
+        "0123456789abcdefgh",  /* lowercase */
         "012345678/ABCDEFGH",
         "../../etc/passwd12",
         "0123456 89ABCDEFGH",
-        "0000000ZZZZ0000000",   /* microseconds > 999999 */
-        "0000000LFLS0000000",   /* exactly 1000000 */
+        "0000000ZZZZ0000000", /* microseconds > 999999 */
+        "0000000LFLS0000000", /* exactly 1000000 */
     };
     char ok[QUEUE_ID_SIZE];
 

@@ -25,8 +25,8 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    static const char *const names[] = {"plain", "new", "link", "hard", "hard2", "dangling", "fifo", "dir/x", "dir",
-                                        "sticky", "open", "excl"};
+    static const char *const names[] = {"plain", "new",   "link", "hard",   "hard2", "dangling",
+                                        "fifo",  "dir/x", "dir",  "sticky", "open",  "excl"};
     char path[512];
 
     (void) state;
@@ -104,8 +104,7 @@ static void test_safe_open_refuses_symlinks(void **state)
     assert_non_null(strstr(vbuf_str(&why), "symbolic link"));
     /* not even with create: the link is not followed, its target untouched */
     assert_int_equal(
-        safe_open(in_tmp("link"), O_WRONLY | O_TRUNC, SAFE_OPEN_CREATE, 0600, (uid_t) -1, (gid_t) -1, NULL, &why),
-        -1);
+        safe_open(in_tmp("link"), O_WRONLY | O_TRUNC, SAFE_OPEN_CREATE, 0600, (uid_t) -1, (gid_t) -1, NULL, &why), -1);
     {
         struct stat st;
 
@@ -130,6 +129,15 @@ static void test_safe_open_refuses_hard_links(void **state)
     assert_int_equal(link(in_tmp("hard"), in_tmp("hard2")), 0);
     assert_int_equal(safe_open(in_tmp("hard"), O_RDONLY, 0, 0, (uid_t) -1, (gid_t) -1, NULL, &why), -1);
     assert_non_null(strstr(vbuf_str(&why), "hard links"));
+    /* O_TRUNC must not empty the other name's file before the check */
+    assert_int_equal(
+        safe_open(in_tmp("hard"), O_WRONLY | O_TRUNC, SAFE_OPEN_CREATE, 0600, (uid_t) -1, (gid_t) -1, NULL, &why), -1);
+    {
+        struct stat st;
+
+        assert_int_equal(stat(in_tmp("hard2"), &st), 0);
+        assert_int_equal(st.st_size, 1);
+    }
     vbuf_release(&why);
 }
 
@@ -140,8 +148,8 @@ static void test_safe_open_refuses_non_regular_files(void **state)
     (void) state;
     vbuf_init(&why, 0);
     assert_int_equal(mkfifo(in_tmp("fifo"), 0600), 0);
-    /* O_NONBLOCK so that opening the FIFO cannot hang the test */
-    assert_int_equal(safe_open(in_tmp("fifo"), O_RDONLY | O_NONBLOCK, 0, 0, (uid_t) -1, (gid_t) -1, NULL, &why), -1);
+    /* refused before open(): a FIFO without a writer would block it */
+    assert_int_equal(safe_open(in_tmp("fifo"), O_RDONLY, 0, 0, (uid_t) -1, (gid_t) -1, NULL, &why), -1);
     assert_non_null(strstr(vbuf_str(&why), "not a regular file"));
     assert_int_equal(mkdir(in_tmp("dir"), 0700), 0);
     assert_int_equal(safe_open(in_tmp("dir"), O_RDONLY, 0, 0, (uid_t) -1, (gid_t) -1, NULL, &why), -1);
@@ -162,11 +170,15 @@ static void test_safe_open_creates_missing_file(void **state)
     assert_true(fd >= 0);
     assert_true(S_ISREG(st.st_mode));
     assert_int_equal(st.st_nlink, 1);
+    assert_int_equal(write(fd, "abc", 3), 3);
     close(fd);
-    /* second time: the existing file is opened */
-    fd = safe_open(in_tmp("open"), O_WRONLY, SAFE_OPEN_CREATE, 0640, getuid(), (gid_t) -1, &st, &why);
+    /* second time: the existing file is opened, and O_TRUNC still works */
+    fd = safe_open(in_tmp("open"), O_WRONLY | O_TRUNC, SAFE_OPEN_CREATE, 0640, getuid(), (gid_t) -1, &st, &why);
     assert_true(fd >= 0);
+    assert_int_equal(st.st_size, 0);
     close(fd);
+    assert_int_equal(stat(in_tmp("open"), &st), 0);
+    assert_int_equal(st.st_size, 0);
     vbuf_release(&why);
 }
 

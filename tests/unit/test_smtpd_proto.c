@@ -25,6 +25,7 @@
 #include "base64.h"
 #include "conf.h"
 #include "msg.h"
+#include "mymalloc.h"
 #include "params.h"
 #include "strutil.h"
 #include "vbuf.h"
@@ -130,8 +131,8 @@ static void test_ehlo_lists_implemented_keywords_only(void **state)
     assert_non_null(strstr(r, "250-SMTPUTF8\r\n"));
     assert_non_null(strstr(r, "250-BINARYMIME\r\n"));
     assert_non_null(strstr(r, "250 CHUNKING\r\n"));
-    assert_null(strstr(r, "STARTTLS"));     /* no certificate configured */
-    assert_null(strstr(r, "AUTH"));         /* AUTH not enabled */
+    assert_null(strstr(r, "STARTTLS")); /* no certificate configured */
+    assert_null(strstr(r, "AUTH"));     /* AUTH not enabled */
     assert_null(strstr(r, "ETRN"));
     assert_null(strstr(r, "ATRN"));
     h_close(&h);
@@ -180,8 +181,7 @@ static const struct {
     {"MAIL bad ENVID xtext", "MAIL FROM:<a@b.example> ENVID=a+zz\r\n", "501 5.5.4"},
     {"MAIL UTF-8 sender without SMTPUTF8", "MAIL FROM:<j\xc3\xb6rg@b.example>\r\n", "553 5.6.7"},
     {"MAIL null sender", "MAIL FROM:<>\r\n", "250 2.1.0 Ok"},
-    {"MAIL all parameters",
-     "MAIL FROM:<a@b.example> SIZE=100 BODY=8BITMIME RET=HDRS ENVID=x+2By AUTH=<> SMTPUTF8\r\n",
+    {"MAIL all parameters", "MAIL FROM:<a@b.example> SIZE=100 BODY=8BITMIME RET=HDRS ENVID=x+2By AUTH=<> SMTPUTF8\r\n",
      "250 2.1.0 Ok"},
     {"NUL in a command", "NO\0OP\r\n", "500 5.5.2 Error: NUL character in command"},
     {"control character", "NOOP\x01\r\n", "500 5.5.2 Error: control character"},
@@ -210,8 +210,9 @@ static void test_commands_get_the_right_reply_codes(void **state)
         h.s->mode = SMTPD_MODE_CMD;
         r = TALK(&h, "EHLO c.example\r\n");
         expect_prefix(r, "250-");
-        r = h_talk(&h, cmd_cases[i].input, strlen(cmd_cases[i].input) + (strchr(cmd_cases[i].input, 0)
-                                                                           == cmd_cases[i].input + 2 ? 5 : 0));
+        /* The one case with an embedded NUL is sent whole. */
+        r = h_talk(&h, cmd_cases[i].input,
+                   strstr(cmd_cases[i].name, "NUL") ? sizeof("NO\0OP\r\n") - 1 : strlen(cmd_cases[i].input));
         if (strncmp(r, cmd_cases[i].reply, strlen(cmd_cases[i].reply)) != 0)
             fail_msg("%s: expected \"%s\", got \"%s\"", cmd_cases[i].name, cmd_cases[i].reply, r);
         h_close(&h);
@@ -266,7 +267,7 @@ static void test_relay_denied_outside_mynetworks(void **state)
     r = TALK(&h, "RCPT TO:<x@remote.example>\r\n");
     assert_string_equal(r, "554 5.7.1 <x@remote.example>: Relay access denied\r\n");
     r = TALK(&h, "RCPT TO:<bob@sandbox.test>\r\n");
-    expect_prefix(r, "451 4.3.0");      /* accepted by policy; cleanup isn't running */
+    expect_prefix(r, "451 4.3.0"); /* accepted by policy; cleanup isn't running */
     r = TALK(&h, "RCPT TO:<carol@sandbox.test>\r\n");
     expect_prefix(r, "550 5.1.1 <carol@sandbox.test>: Recipient address rejected: User unknown in virtual mailbox");
     h_close(&h);
@@ -337,9 +338,12 @@ static const struct {
     size_t len;
     int ended;
     int errors;
-    const char *content;                /* after the Received: header */
+    const char *content; /* after the Received: header */
 } data_cases[] = {
-#define D(n, in, end, err, out) {n, in, sizeof(in) - 1, end, err, out}
+#define D(n, in, end, err, out)                                                                                        \
+    {                                                                                                                  \
+        n, in, sizeof(in) - 1, end, err, out                                                                           \
+    }
     D("plain message", "Subject: x\r\n\r\nbody\r\n.\r\n", 1, 0, "Subject: x\r\n\r\nbody\r\n"),
     D("empty message", ".\r\n", 1, 0, ""),
     D("dot-stuffing removed", "..x\r\n...\r\n.\r\n", 1, 0, ".x\r\n..\r\n"),
@@ -380,7 +384,7 @@ static void test_data_scanner_only_crlf_dot_crlf_ends(void **state)
         h_open(&h, "127.0.0.1");
         h.s->mode = SMTPD_MODE_CMD;
         smtpd_data_start(h.s);
-        vbuf_reset(&h.s->content);      /* drop the Received: header */
+        vbuf_reset(&h.s->content); /* drop the Received: header */
         assert_int_equal(write(h.client, in.data, in.len), (ssize_t) in.len);
         shutdown(h.client, SHUT_WR);
         while (!ended && (n = stream_getline(h.s->in, &h.s->line, 4096, &flags)) >= 0 && !(flags & STREAM_LINE_NOEOL))
@@ -404,7 +408,7 @@ static void test_data_line_of_1001_octets_is_refused(void **state)
     vbuf_init(&in, 0);
     while (in.len < 999)
         vbuf_putc(&in, 'b');
-    vbuf_puts(&in, "\r\n.\r\n");        /* 1001 octets with CRLF */
+    vbuf_puts(&in, "\r\n.\r\n"); /* 1001 octets with CRLF */
     h_open(&h, "127.0.0.1");
     smtpd_data_start(h.s);
     assert_int_equal(write(h.client, in.data, in.len), (ssize_t) in.len);
@@ -440,9 +444,10 @@ static const struct {
     long long size;
     int last;
 } bdat_cases[] = {
-    {"10", 1, 10, 0},     {"0 LAST", 1, 0, 1}, {"7 last", 1, 7, 1},   {"", 0, 0, 0},
-    {"-1", 0, 0, 0},      {"1x", 0, 0, 0},     {"10 FIRST", 0, 0, 0}, {"10 LAST x", 0, 0, 0},
-    {"1234567890123456789", 0, 0, 0},          {"+5", 0, 0, 0},
+    {"10", 1, 10, 0},      {"0 LAST", 1, 0, 1},    {"7 last", 1, 7, 1},
+    {"", 0, 0, 0},         {"-1", 0, 0, 0},        {"1x", 0, 0, 0},
+    {"10 FIRST", 0, 0, 0}, {"10 LAST x", 0, 0, 0}, {"1234567890123456789", 0, 0, 0},
+    {"+5", 0, 0, 0},
 };
 
 static void test_bdat_arguments_are_parsed_strictly(void **state)
@@ -490,10 +495,17 @@ static const struct {
     const char *pattern, *addr;
     int match;
 } cidr_cases[] = {
-    {"127.0.0.0/8", "127.1.2.3", 1},  {"127.0.0.0/8", "128.0.0.1", 0}, {"10.1.2.3", "10.1.2.3", 1},
-    {"10.1.2.3", "10.1.2.4", 0},      {"[::1]/128", "::1", 1},         {"[2001:db8::]/32", "2001:db8:1::5", 1},
-    {"[2001:db8::]/32", "2001:db9::5", 0}, {"192.168.0.0/33", "192.168.0.1", 0}, {"0.0.0.0/0", "8.8.8.8", 1},
-    {"garbage", "1.2.3.4", 0},        {"10.0.0.0/8", "::ffff:10.0.0.1", 1},
+    {"127.0.0.0/8", "127.1.2.3", 1},
+    {"127.0.0.0/8", "128.0.0.1", 0},
+    {"10.1.2.3", "10.1.2.3", 1},
+    {"10.1.2.3", "10.1.2.4", 0},
+    {"[::1]/128", "::1", 1},
+    {"[2001:db8::]/32", "2001:db8:1::5", 1},
+    {"[2001:db8::]/32", "2001:db9::5", 0},
+    {"192.168.0.0/33", "192.168.0.1", 0},
+    {"0.0.0.0/0", "8.8.8.8", 1},
+    {"garbage", "1.2.3.4", 0},
+    {"10.0.0.0/8", "::ffff:10.0.0.1", 1},
 };
 
 static void test_cidr_matching(void **state)
@@ -550,8 +562,15 @@ static void test_scram_sha256_rfc7677_vector(void **state)
 }
 
 static const char *scram_bad_first[] = {
-    "", "n", "p=tls-unique,,n=user,r=abc", "n,,m=ext,n=user,r=abc", "n,,n=,r=abc", "n,,n=us=er,r=abc",
-    "n,,n=user", "n,,n=user,r=", "x,,n=user,r=abc",
+    "",
+    "n",
+    "p=tls-unique,,n=user,r=abc",
+    "n,,m=ext,n=user,r=abc",
+    "n,,n=,r=abc",
+    "n,,n=us=er,r=abc",
+    "n,,n=user",
+    "n,,n=user,r=",
+    "x,,n=user,r=abc",
 };
 
 static void test_scram_rejects_malformed_client_first(void **state)
@@ -589,6 +608,209 @@ static void test_secrets_plain_and_crypt(void **state)
     assert_int_equal(smtpd_sasl_check_secret("*", "*"), 0);
 }
 
+/* ---- AUTH dialogues, including hostile responses ---- */
+
+typedef struct auth_step {
+    const char *prefix; /* command or response text before the base64 part */
+    const char *raw;    /* bytes to base64-encode, or NULL */
+    size_t rawlen;
+    const char *reply; /* expected reply prefix */
+} auth_step;
+
+#define RAW(s) s, sizeof(s) - 1
+static const struct {
+    const char *name;
+    auth_step steps[4];
+} auth_cases[] = {
+    {"PLAIN with initial response", {{"AUTH PLAIN ", RAW("\0alice\0pw"), "235 2.7.0"}}},
+    {"PLAIN wrong password", {{"AUTH PLAIN ", RAW("\0alice\0px"), "535 5.7.8"}}},
+    {"PLAIN after a 334", {{"AUTH PLAIN", NULL, 0, "334 "}, {"", RAW("alice\0alice\0pw"), "235 2.7.0"}}},
+    {"PLAIN without NULs", {{"AUTH PLAIN ", RAW("alicepw"), "535 5.7.8"}}},
+    {"PLAIN with three NULs", {{"AUTH PLAIN ", RAW("\0alice\0pw\0"), "535 5.7.8"}}},
+    {"PLAIN other authzid", {{"AUTH PLAIN ", RAW("bob\0alice\0pw"), "535 5.7.8"}}},
+    {"PLAIN empty initial response", {{"AUTH PLAIN =", NULL, 0, "535 5.7.8"}}},
+    {"PLAIN bad base64", {{"AUTH PLAIN !!!!", NULL, 0, "501 5.5.2"}}},
+    {"LOGIN dialogue",
+     {{"AUTH LOGIN", NULL, 0, "334 VXNlcm5hbWU6"},
+      {"", RAW("alice"), "334 UGFzc3dvcmQ6"},
+      {"", RAW("pw"), "235 2.7.0"}}},
+    {"LOGIN with the user up front", {{"AUTH LOGIN ", RAW("alice"), "334 UGFzc3dvcmQ6"}, {"", RAW("pw"), "235"}}},
+    {"LOGIN aborted", {{"AUTH LOGIN", NULL, 0, "334 "}, {"*", NULL, 0, "501 5.7.0"}}},
+    {"LOGIN bad base64 response", {{"AUTH LOGIN", NULL, 0, "334 "}, {"@@@", NULL, 0, "501 5.5.2"}}},
+    {"CRAM-MD5 refuses an initial response", {{"AUTH CRAM-MD5 ", RAW("x"), "501 5.5.2"}}},
+    {"CRAM-MD5 malformed response", {{"AUTH CRAM-MD5", NULL, 0, "334 "}, {"", RAW("alice"), "535 5.7.8"}}},
+    {"SCRAM malformed client-first", {{"AUTH SCRAM-SHA-256 ", RAW("x,,n=a,r=b"), "535 5.7.8"}}},
+    {"SCRAM wrong nonce in client-final",
+     {{"AUTH SCRAM-SHA-256 ", RAW("n,,n=alice,r=abc"), "334 "},
+      {"", RAW("c=biws,r=xyz,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="), "535 5.7.8"}}},
+    {"unknown mechanism", {{"AUTH DIGEST-MD5", NULL, 0, "504 5.5.4"}}},
+    {"too many arguments", {{"AUTH PLAIN a b", NULL, 0, "501 5.5.4"}}},
+    {"no mechanism", {{"AUTH", NULL, 0, "501 5.5.4"}}},
+};
+
+static void test_auth_dialogues(void **state)
+{
+    size_t i, j;
+    vbuf line;
+
+    (void) state;
+    conf_override("smtpd_sasl_auth_enable", "yes");
+    conf_override("smtpd_tls_auth_only", "no");
+    conf_override("smtpd_sasl_password_maps", "static:{{PLAIN}pw}");
+    assert_int_equal(conf_load("/nonexistent-kite-dir"), 0);
+    smtpd_sasl_init();
+    vbuf_init(&line, 0);
+    for (i = 0; i < sizeof(auth_cases) / sizeof(auth_cases[0]); i++) {
+        harness h;
+        const char *r;
+
+        h_open(&h, "192.0.2.1");
+        h.s->mode = SMTPD_MODE_CMD;
+        r = TALK(&h, "EHLO c.example\r\n");
+        assert_non_null(strstr(r, "250-AUTH PLAIN LOGIN CRAM-MD5 SCRAM-SHA-256\r\n"));
+        for (j = 0; j < 4 && auth_cases[i].steps[j].prefix; j++) {
+            const auth_step *st = &auth_cases[i].steps[j];
+
+            vbuf_reset(&line);
+            if (st->raw)
+                base64_encode(&line, st->raw, st->rawlen); /* replaces the content */
+            {
+                char *b64 = xstrdup(vbuf_str(&line));
+
+                vbuf_set(&line, st->prefix);
+                vbuf_puts(&line, b64);
+                xfree(b64);
+            }
+            vbuf_puts(&line, "\r\n");
+            r = h_talk(&h, line.data, line.len);
+            if (strncmp(r, st->reply, strlen(st->reply)) != 0)
+                fail_msg("%s, step %zu: expected \"%s\", got \"%s\"", auth_cases[i].name, j, st->reply, r);
+        }
+        if (strncmp(r, "235", 3) == 0) {
+            /* Authenticated: relaying is allowed, a second AUTH is not. */
+            r = TALK(&h, "AUTH PLAIN\r\n");
+            expect_prefix(r, "503 5.5.1");
+            r = TALK(&h, "MAIL FROM:<a@b.example> AUTH=<>\r\nRCPT TO:<x@remote.example>\r\n");
+            assert_string_equal(r, "250 2.1.0 Ok\r\n451 4.3.0 Error: queue file write error\r\n");
+        }
+        h_close(&h);
+    }
+    vbuf_release(&line);
+    conf_override("smtpd_sasl_auth_enable", "no");
+    setup_conf(NULL);
+}
+
+static void test_auth_refused_in_a_transaction_and_before_ehlo(void **state)
+{
+    harness h;
+    const char *r;
+
+    (void) state;
+    conf_override("smtpd_sasl_auth_enable", "yes");
+    conf_override("smtpd_tls_auth_only", "no");
+    conf_override("smtpd_sasl_password_maps", "static:{{PLAIN}pw}");
+    assert_int_equal(conf_load("/nonexistent-kite-dir"), 0);
+    smtpd_sasl_init();
+    h_open(&h, "192.0.2.1");
+    h.s->mode = SMTPD_MODE_CMD;
+    r = TALK(&h, "HELO c.example\r\nAUTH PLAIN\r\n");
+    assert_string_equal(r, "250 mx.kite.test\r\n503 Error: send HELO/EHLO first\r\n");
+    r = TALK(&h, "EHLO c.example\r\n");
+    r = TALK(&h, "MAIL FROM:<a@b.example>\r\nAUTH PLAIN\r\n");
+    assert_string_equal(r, "250 2.1.0 Ok\r\n503 5.5.1 Error: MAIL transaction in progress\r\n");
+    h_close(&h);
+    conf_override("smtpd_sasl_auth_enable", "no");
+    setup_conf(NULL);
+}
+
+/* ---- restrictions, one row per case ---- */
+
+static const struct {
+    const char *param, *value; /* one restriction list */
+    const char *client, *helo, *sender, *rcpt;
+    const char *reply; /* the RCPT reply, prefix */
+} policy_cases[] = {
+    {"smtpd_client_restrictions", "reject", "127.0.0.1", "c.example", "a@b.example", "alice@kite.test", "554 5.7.1"},
+    {"smtpd_client_restrictions", "permit_mynetworks, reject", "127.0.0.1", "c.example", "a@b.example",
+     "alice@kite.test", "451 4.3.0 Error: queue"},
+    {"smtpd_client_restrictions", "permit_mynetworks, reject", "192.0.2.1", "c.example", "a@b.example",
+     "alice@kite.test", "554 5.7.1"},
+    {"smtpd_client_restrictions", "defer", "127.0.0.1", "c.example", "a@b.example", "alice@kite.test", "450 4.3.2"},
+    {"smtpd_client_restrictions", "check_client_access inline:{192.0.2.1=REJECT}", "192.0.2.1", "c.example",
+     "a@b.example", "alice@kite.test", "554 5.7.1 <client.example[192.0.2.1]>: Client host rejected: Access denied"},
+    {"smtpd_client_restrictions", "check_client_access inline:{192.0.2=DEFER}", "192.0.2.1", "c.example", "a@b.example",
+     "alice@kite.test", "450 4.7.1"},
+    {"smtpd_client_restrictions", "check_client_access inline:{client.example=OK}, reject", "192.0.2.1", "c.example",
+     "a@b.example", "alice@kite.test", "451 4.3.0 Error: queue"},
+    {"smtpd_helo_restrictions", "reject_invalid_helo_hostname", "127.0.0.1", "bad..name", "a@b.example",
+     "alice@kite.test", "501 5.5.2 <bad..name>: Helo command rejected: Invalid name"},
+    {"smtpd_helo_restrictions", "reject_invalid_helo_hostname", "127.0.0.1", "[192.0.2.1]", "a@b.example",
+     "alice@kite.test", "451 4.3.0 Error: queue"},
+    {"smtpd_helo_restrictions", "reject_non_fqdn_helo_hostname", "127.0.0.1", "localhost", "a@b.example",
+     "alice@kite.test", "504 5.5.2 <localhost>: Helo command rejected: need fully-qualified hostname"},
+    {"smtpd_helo_restrictions", "check_helo_access inline:{{example=REJECT bad}}", "127.0.0.1", "x.example",
+     "a@b.example", "alice@kite.test", "554 5.7.1 <x.example>: Helo command rejected: bad"},
+    {"smtpd_sender_restrictions", "reject_non_fqdn_sender", "127.0.0.1", "c.example", "user", "alice@kite.test",
+     "504 5.5.2 <user>: Sender address rejected: need fully-qualified address"},
+    {"smtpd_sender_restrictions", "reject_non_fqdn_sender", "127.0.0.1", "c.example", "", "alice@kite.test",
+     "451 4.3.0 Error: queue"},
+    {"smtpd_sender_restrictions", "check_sender_access inline:{{b.example=550 5.7.0 go away}}", "127.0.0.1",
+     "c.example", "a@sub.b.example", "alice@kite.test",
+     "550 5.7.0 <a@sub.b.example>: Sender address rejected: go away"},
+    {"smtpd_sender_restrictions", "check_sender_access inline:{<>=REJECT}", "127.0.0.1", "c.example", "",
+     "alice@kite.test", "554 5.7.1 <>"},
+    {"smtpd_sender_restrictions", "check_sender_access inline:{a@=REJECT}", "127.0.0.1", "c.example", "a@x.example",
+     "alice@kite.test", "554 5.7.1"},
+    {"smtpd_recipient_restrictions", "reject_non_fqdn_recipient", "127.0.0.1", "c.example", "a@b.example", "alice@kite",
+     "504 5.5.2 <alice@kite>: Recipient address rejected"},
+    {"smtpd_recipient_restrictions", "check_recipient_access inline:{alice@kite.test=DUNNO}, reject", "127.0.0.1",
+     "c.example", "a@b.example", "alice@kite.test", "554 5.7.1"},
+    {"smtpd_recipient_restrictions", "check_recipient_access inline:{alice@kite.test=OK}, reject", "127.0.0.1",
+     "c.example", "a@b.example", "alice@kite.test", "451 4.3.0 Error: queue"},
+    {"smtpd_recipient_restrictions", "no_such_restriction", "127.0.0.1", "c.example", "a@b.example", "alice@kite.test",
+     "451 4.3.5 Server configuration error"},
+    {"smtpd_relay_restrictions", "permit_mynetworks, reject_unauth_destination", "192.0.2.1", "c.example",
+     "a@b.example", "x@elsewhere.example", "554 5.7.1 <x@elsewhere.example>: Relay access denied"},
+    {"smtpd_relay_restrictions", "permit_mynetworks, defer_unauth_destination", "192.0.2.1", "c.example", "a@b.example",
+     "x@elsewhere.example", "450 4.7.1"},
+    {"smtpd_relay_restrictions", "reject_unauth_destination", "192.0.2.1", "c.example", "a@b.example", "postmaster",
+     "451 4.3.0 Error: queue"},
+    {"relay_domains", "relay.example", "192.0.2.1", "c.example", "a@b.example", "x@sub.relay.example",
+     "451 4.3.0 Error: queue"},
+    {"smtpd_reject_unlisted_recipient", "no", "192.0.2.1", "c.example", "a@b.example", "nobody@kite.test",
+     "451 4.3.0 Error: queue"},
+};
+
+static void test_restrictions_table(void **state)
+{
+    size_t i;
+
+    (void) state;
+    for (i = 0; i < sizeof(policy_cases) / sizeof(policy_cases[0]); i++) {
+        harness h;
+        vbuf cmd;
+        const char *r;
+
+        conf_override(policy_cases[i].param, policy_cases[i].value);
+        assert_int_equal(conf_load("/nonexistent-kite-dir"), 0);
+        smtpd_check_init();
+        h_open(&h, policy_cases[i].client);
+        h.s->mode = SMTPD_MODE_CMD;
+        vbuf_init(&cmd, 0);
+        vbuf_printf(&cmd, "EHLO %s\r\nMAIL FROM:<%s>\r\n", policy_cases[i].helo, policy_cases[i].sender);
+        h_talk(&h, cmd.data, cmd.len);
+        vbuf_set(&cmd, "");
+        vbuf_printf(&cmd, "RCPT TO:<%s>\r\n", policy_cases[i].rcpt);
+        r = h_talk(&h, cmd.data, cmd.len);
+        if (strncmp(r, policy_cases[i].reply, strlen(policy_cases[i].reply)) != 0)
+            fail_msg("%s = %s: expected \"%s\", got \"%s\"", policy_cases[i].param, policy_cases[i].value,
+                     policy_cases[i].reply, r);
+        vbuf_release(&cmd);
+        h_close(&h);
+        setup_conf(NULL);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -611,6 +833,9 @@ int main(void)
         cmocka_unit_test(test_scram_sha256_rfc7677_vector),
         cmocka_unit_test(test_scram_rejects_malformed_client_first),
         cmocka_unit_test(test_secrets_plain_and_crypt),
+        cmocka_unit_test(test_auth_dialogues),
+        cmocka_unit_test(test_restrictions_table),
+        cmocka_unit_test(test_auth_refused_in_a_transaction_and_before_ehlo),
     };
 
     return cmocka_run_group_tests(tests, setup_conf, NULL);

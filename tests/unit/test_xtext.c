@@ -33,6 +33,7 @@ static void test_xtext_encode_escapes_plus_equals_and_non_printables(void **stat
     (void) state;
     vbuf_init(&b, 0);
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        vbuf_reset(&b);
         xtext_encode(&b, good[i].raw, good[i].len);
         assert_string_equal(vbuf_str(&b), good[i].xtext);
         assert_true(xtext_valid(vbuf_str(&b)));
@@ -69,17 +70,15 @@ static void test_xtext_decode_round_trips(void **state)
 }
 
 static const char *const bad[] = {
-    "+",            /* truncated */
-    "a+4",          /* truncated */
-    "+4g",          /* not hex */
-    "+2b",          /* lowercase hex is not xtext */
-    "a=b",          /* '=' must be encoded */
-    "a b",          /* space */
-    "tab\there",
-    "\x80",         /* 8-bit */
-    "\x7f",         /* DEL */
-    "ok+ZZ",
-    "+-1",
+    "+",                 /* truncated */
+    "a+4",               /* truncated */
+    "+4g",               /* not hex */
+    "+2b",               /* lowercase hex is not xtext */
+    "a=b",               /* '=' must be encoded */
+    "a b",               /* space */
+    "tab\there", "\x80", /* 8-bit */
+    "\x7f",              /* DEL */
+    "ok+ZZ",     "+-1",
 };
 
 static void test_xtext_rejects_malformed_input(void **state)
@@ -110,15 +109,39 @@ static void test_xtext_decode_respects_buffer_limit(void **state)
     vbuf_release(&b);
 }
 
-static void test_xtext_encode_replaces_content(void **state)
+static void test_xtext_encode_appends_all_or_nothing(void **state)
 {
     vbuf b;
 
     (void) state;
+    vbuf_init(&b, 12);
+    vbuf_set(&b, " ENVID=");
+    xtext_encode(&b, "a+b", 3);
+    assert_string_equal(vbuf_str(&b), " ENVID=a+2Bb");
+    /* past the buffer's limit nothing is appended, not a cut-off escape */
+    vbuf_set(&b, " ENVID=");
+    xtext_encode(&b, "a+b+c", 5);
+    assert_string_equal(vbuf_str(&b), " ENVID=");
+    vbuf_release(&b);
+}
+
+static void test_xtext_oversized_input(void **state)
+{
+    static char big[1 << 20];
+    vbuf b;
+
+    (void) state;
     vbuf_init(&b, 0);
-    vbuf_set(&b, "old");
-    xtext_encode(&b, "x", 1);
-    assert_string_equal(vbuf_str(&b), "x");
+    for (size_t i = 0; i + 3 <= sizeof(big) - 1; i += 3)
+        memcpy(big + i, "+41", 3);
+    big[sizeof(big) - 1 - (sizeof(big) - 1) % 3] = 0;
+    assert_int_equal(xtext_decode(&b, big), 0);
+    assert_int_equal(b.len, (sizeof(big) - 1) / 3);
+    /* one bad escape at the very end spoils it all */
+    big[strlen(big) - 1] = 'x';
+    assert_int_equal(xtext_decode(&b, big), -1);
+    assert_int_equal(b.len, 0);
+    assert_false(xtext_valid(big));
     vbuf_release(&b);
 }
 
@@ -129,7 +152,8 @@ int main(void)
         cmocka_unit_test(test_xtext_decode_round_trips),
         cmocka_unit_test(test_xtext_rejects_malformed_input),
         cmocka_unit_test(test_xtext_decode_respects_buffer_limit),
-        cmocka_unit_test(test_xtext_encode_replaces_content),
+        cmocka_unit_test(test_xtext_oversized_input),
+        cmocka_unit_test(test_xtext_encode_appends_all_or_nothing),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
