@@ -108,6 +108,7 @@ int cleanup_is_local_domain(const char *domain);
 void cleanup_qualify(vbuf *out, const char *addr);
 int cleanup_rewrite_sender(cleanup_state *st, const char *addr, vbuf *out);
 int cleanup_rewrite_recipient(cleanup_state *st, const char *addr, vbuf *out);
+int cleanup_rewrite_header(cleanup_state *st, const char *hdr, size_t name_len, vbuf *out);
 int cleanup_expand_recipient(cleanup_state *st, const cleanup_recipient *in);
 void cleanup_maps_open(cleanup_maps *m);
 void cleanup_maps_close(cleanup_maps *m);

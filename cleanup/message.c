@@ -400,6 +400,15 @@ static void cm_header_done(cleanup_state *st)
     if ((st->flags & CLEANUP_FLAG_EXTRACT) &&
         (cm_name_is(hdr, name_len, "Bcc") || cm_name_is(hdr, name_len, "Resent-Bcc")))
         drop = 1;
+    if (replacement.len == 0 && !drop && (st->flags & CLEANUP_FLAG_LOCAL) && st->status == CLEANUP_OK) {
+        /* Local submissions: header addresses are qualified and canonicalized like the envelope. */
+        int r = cleanup_rewrite_header(st, hdr, name_len, &replacement);
+
+        if (r < 0)
+            cleanup_set_status(st, CLEANUP_DEFER, "4.3.0 canonical_maps lookup failure");
+        else if (r == 0)
+            vbuf_reset(&replacement);
+    }
     if (replacement.len > 0)
         cm_header_out(st, replacement.data);
     else if (!drop)

@@ -192,7 +192,7 @@ static void test_local_bare_lf_becomes_crlf_and_headers_are_added(void **state)
     assert_int_equal(r.rcpts.n, 1);
     assert_string_equal(r.rcpts.v[0].addr, "bob@kite.test");
     assert_string_equal(r.rcpts.v[0].orig, "bob");
-    assert_non_null(strstr(r.content.data, "Subject: hi\r\nTo: bob\r\n"));
+    assert_non_null(strstr(r.content.data, "Subject: hi\r\nTo: bob@kite.test\r\n")); /* qualified */
     assert_non_null(strstr(r.content.data, "\r\nFrom: alice@kite.test\r\n"));
     assert_non_null(strstr(r.content.data, "\r\nDate: "));
     assert_non_null(strstr(r.content.data, "\r\nMessage-Id: <"));
@@ -680,6 +680,41 @@ static void test_canonical_maps_rewrite_sender_and_recipients(void **state)
     maps_close(m.canonical);
 }
 
+static void test_local_header_addresses_are_rewritten(void **state)
+{
+    const char *rc[] = {"x@example.com", NULL};
+    cleanup_maps m;
+    result r;
+
+    (void) state;
+    memset(&m, 0, sizeof(m));
+    m.sender_canonical = open_table("texthash", "scanon", "alice@kite.test alice.smith@example.com\n", 0);
+    m.canonical = open_table("texthash", "canon", "@old.example @new.example\n", 0);
+    assert_int_equal(run(&m, CLEANUP_FLAG_LOCAL, "alice", rc,
+                         "From: Alice <alice>\n"
+                         "To: Bob <bob>, carol@old.example (Carol),\n \"Q, R\" <q@old.example>\n"
+                         "Cc: friends: a@old.example, b@x.example;, undisclosed-recipients:;\n"
+                         "Reply-To: \"odd local\"@old.example\n"
+                         "Subject: carol@old.example stays\n\nbody carol@old.example\n",
+                         &r, NULL),
+                     CLEANUP_OK);
+    assert_non_null(strstr(r.content.data, "From: Alice <alice.smith@example.com>\r\n"));
+    assert_non_null(strstr(r.content.data, "To: Bob <bob@kite.test>, carol@new.example (Carol),\r\n "
+                                           "\"Q, R\" <q@new.example>\r\n"));
+    assert_non_null(strstr(r.content.data, "Cc: friends: a@new.example, b@x.example;, undisclosed-recipients:;\r\n"));
+    assert_non_null(strstr(r.content.data, "Reply-To: \"odd local\"@old.example\r\n"));
+    assert_non_null(strstr(r.content.data, "Subject: carol@old.example stays\r\n"));
+    assert_non_null(strstr(r.content.data, "body carol@old.example\r\n"));
+    result_free(&r);
+    /* Mail from the network keeps its headers as written. */
+    assert_int_equal(run(&m, 0, "a@x", rc, "From: alice@kite.test\r\nTo: c@old.example\r\n\r\nb\r\n", &r, NULL),
+                     CLEANUP_OK);
+    assert_non_null(strstr(r.content.data, "From: alice@kite.test\r\nTo: c@old.example\r\n"));
+    result_free(&r);
+    maps_close(m.sender_canonical);
+    maps_close(m.canonical);
+}
+
 static void test_virtual_alias_expansion_loops_and_duplicates(void **state)
 {
     const char *rc[] = {"team@example.com", "self@example.com", "loop1@example.com", "ann@example.com", NULL};
@@ -783,6 +818,7 @@ int main(void)
         T(test_header_size_limit_truncates),
         T(test_hopcount_limit_rejects),
         T(test_canonical_maps_rewrite_sender_and_recipients),
+        T(test_local_header_addresses_are_rewritten),
         T(test_virtual_alias_expansion_loops_and_duplicates),
         T(test_virtual_alias_limits_defer),
         T(test_unreadable_table_defers),
