@@ -128,17 +128,19 @@ $(BUILD)/tests/daemon/%: $(BUILD)/obj/tests/daemon/%.o $(LIBKITE)
 integration-test: all $(TEST_DAEMONS)
 	cd tests/integration && KITE_BUILD=$(abspath $(BUILD)) /usr/bin/python3 -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) .
 
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+
 test:
 	@sh scripts/deps test
-	$(MAKE) all
-	$(MAKE) unit-test
-	$(MAKE) unit-test-san
+	$(MAKE) -j$(JOBS) all
+	$(MAKE) -j$(JOBS) unit-test
+	$(MAKE) -j$(JOBS) unit-test-san
 	$(MAKE) integration-test
 
 # ---- sandbox instance --------------------------------------------------------
 
 run: deps
-	$(MAKE) all
+	$(MAKE) -j$(JOBS) all
 	@sh scripts/run-sandbox $(abspath $(BUILD)) $(abspath run)
 
 stop:

@@ -1,7 +1,8 @@
 /*
  * cleanup_client - how smtpd, pickup and bounce hand a message to cleanup.
  *
- * cleanup_open connects to private/cleanup; cleanup greets with
+ * cleanup_open connects to public/cleanup (master.cf runs cleanup with
+ * private = n, as Postfix does; private/cleanup is tried too); cleanup greets with
  * {protocol = "cleanup", queue_id = ID} (the ID is fixed from then on, so
  * smtpd can log it and put it in Received:). The client sends the envelope
  * (attributes, then recipients), the content in chunks exactly as received

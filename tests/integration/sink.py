@@ -53,6 +53,7 @@ class SinkConfig:
         self.tls_context = kw.get("tls_context")
         self.lmtp = kw.get("lmtp", False)
         self.lmtp_rcpt_final = kw.get("lmtp_rcpt_final", {})  # address -> final reply
+        self.ehlo_reply = kw.get("ehlo_reply")             # e.g. "502 5.5.1 no EHLO here"
 
 
 class _Handler:
@@ -123,6 +124,11 @@ class _SinkMixin:
         text = status if isinstance(status, str) else status.decode()
         self.sink._log("< " + text)
         return await super().push(status)
+
+    async def smtp_EHLO(self, hostname):
+        if self.sink.config.ehlo_reply:
+            return await self.push(self.sink.config.ehlo_reply)
+        return await super().smtp_EHLO(hostname)
 
     async def smtp_MAIL(self, arg):
         # Accept every parameter (DSN RET/ENVID, BODY=BINARYMIME, AUTH=) and record it.

@@ -337,3 +337,104 @@ def test_tls_verify_fails_with_unknown_ca(kite, sink_port, certs):
         assert sink.messages == []
     finally:
         sink.stop()
+
+
+def test_helo_fallback_when_ehlo_refused(kite, sink_port):
+    sink = Sink(sink_port, ehlo_reply="502 5.5.1 EHLO not implemented")
+    try:
+        relay_to(kite, sink_port)
+        kite.start()
+        submit(kite, "bob@remote.test")
+        msg = sink.wait_messages(1)[0]
+        cmds = [c.split()[0].upper() for c in sink.commands() if c]
+        assert "EHLO" in cmds and "HELO" in cmds
+        # No ESMTP parameters towards a plain SMTP server.
+        assert msg.mail_params == []
+    finally:
+        sink.stop()
+
+
+def test_binarymime_refused_for_hop_without_it(kite, sink_port):
+    sink = Sink(sink_port, hide=["BINARYMIME"])
+    try:
+        relay_to(kite, sink_port)
+        kite.start()
+        body = b"From: <alice@kite.test>\r\nTo: <bob@remote.test>\r\nSubject: bin\r\n\r\n\x00\x01binary\r\n"
+        s = socket.create_connection(("127.0.0.1", kite.port), timeout=30)
+        f = s.makefile("rb")
+
+        def reply():
+            line = f.readline()
+            while line[3:4] == b"-":
+                line = f.readline()
+            return line
+        reply()
+        s.sendall(b"EHLO client.test\r\n")
+        assert reply().startswith(b"250")
+        s.sendall(b"MAIL FROM:<alice@kite.test> BODY=BINARYMIME\r\n")
+        assert reply().startswith(b"250")
+        s.sendall(b"RCPT TO:<bob@remote.test>\r\n")
+        assert reply().startswith(b"250")
+        s.sendall(b"BDAT %d LAST\r\n" % len(body) + body)
+        assert reply().startswith(b"250")
+        s.sendall(b"QUIT\r\n")
+        s.close()
+        kite.wait_log(r"to=<bob@remote\.test>, .*dsn=5\.6\.3, status=bounced \(BINARYMIME is required, but was not "
+                      r"offered by host")
+        assert sink.messages == []
+    finally:
+        sink.stop()
+
+
+def test_smtputf8_refused_for_hop_without_it(kite, sink_port):
+    sink = Sink(sink_port, hide=["SMTPUTF8"])
+    try:
+        relay_to(kite, sink_port)
+        kite.start()
+        msg = "From: <alice@kite.test>\r\nTo: <bøb@remote.test>\r\nSubject: utf8\r\n\r\nhej\r\n".encode("utf-8")
+        with smtplib.SMTP("127.0.0.1", kite.port, timeout=30) as c:
+            c.ehlo("client.test")
+            c.sendmail("alice@kite.test", ["bøb@remote.test"], msg, mail_options=["SMTPUTF8", "BODY=8BITMIME"])
+        kite.wait_log(r"to=<bøb@remote\.test>, .*dsn=5\.6\.7, status=bounced \(SMTPUTF8 is required, but was not "
+                      r"offered by host")
+        assert sink.messages == []
+    finally:
+        sink.stop()
+
+
+def test_connection_reused_for_the_next_message(kite, sink_port):
+    sink = Sink(sink_port)
+    try:
+        relay_to(kite, sink_port, smtp_destination_concurrency_limit="1",
+                 smtp_connection_cache_time_limit="10s")
+        text = kite.default_master_cf().replace("smtp unix - - n - - smtp", "smtp unix - - n - 1 smtp")
+        kite.master_cf(text)
+        kite.start()
+        base = sink.connections
+        submit(kite, "bob@remote.test", subject="one")
+        sink.wait_messages(1)
+        submit(kite, "carol@remote.test", subject="two")
+        sink.wait_messages(2)
+        assert sink.connections - base == 1
+        assert [t for t in sink.commands() if t.upper() == "RSET"]
+    finally:
+        sink.stop()
+
+
+def test_relayed_notice_for_hop_without_dsn(kite, sink_port):
+    sink = Sink(sink_port, hide=["DSN"])
+    try:
+        relay_to(kite, sink_port)
+        kite.start()
+        submit(kite, "bob@remote.test", sender="alice@sandbox.test", rcpt_options=["NOTIFY=SUCCESS"])
+        msg = sink.wait_messages(1)[0]
+        assert all("NOTIFY" not in p for _, params in msg.rcpts for p in params)
+        files = kite.wait_for_files(kite.maildir_base / "alice" / "new", 1, timeout=30)
+        report = email.message_from_bytes(files[0].read_bytes(), policy=email.policy.default)
+        assert report.get_content_type() == "multipart/report"
+        status = [p for p in report.walk() if p.get_content_type() == "message/delivery-status"][0]
+        text = status.as_string()
+        assert re.search(r"Action: relayed", text)
+        assert re.search(r"Final-Recipient: rfc822; ?bob@remote\.test", text)
+    finally:
+        sink.stop()
