@@ -29,8 +29,8 @@ typedef struct cleanup_maps {
 
 typedef struct cleanup_recipient {
     char *addr;
-    char *orcpt;                        /* NULL: none */
-    char *orig;                         /* as the client gave it */
+    char *orcpt; /* NULL: none */
+    char *orig;  /* as the client gave it */
     int notify;
 } cleanup_recipient;
 
@@ -52,32 +52,34 @@ typedef struct cleanup_output {
 
 struct cleanup_state {
     char queue_id[32];
-    int flags;                          /* CLEANUP_FLAG_* */
+    int flags; /* CLEANUP_FLAG_* */
     const cleanup_maps *maps;
     cleanup_output out;
 
     /* Envelope as received (attrs are "name", "value" pairs). */
     char **attr_names, **attr_values;
     size_t nattr;
-    char *sender;                       /* rewritten before the content is processed */
+    char *sender; /* rewritten before the content is processed */
     int sender_done;
-    cleanup_rcpt_list in_rcpts;         /* as given */
-    cleanup_rcpt_list rcpts;            /* final, after rewriting and expansion */
-    int binary_body;                    /* body=binarymime: body passes verbatim */
+    cleanup_rcpt_list in_rcpts; /* as given */
+    cleanup_rcpt_list rcpts;    /* final, after rewriting and expansion */
+    int binary_body;            /* body=binarymime: body passes verbatim */
 
     /* Verdict. */
-    int status;                         /* CLEANUP_OK / DEFER / REJECT */
+    int status; /* CLEANUP_OK / DEFER / REJECT */
     vbuf reason;
     int discard, hold;
 
     /* Content processing. */
     enum cleanup_phase phase;
-    vbuf line;                          /* input not yet ending in LF */
-    int line_continued;                 /* the current line was split (too long) */
-    vbuf header;                        /* the logical header being collected */
+    vbuf line;          /* input not yet ending in LF */
+    int line_continued; /* the current line was split (too long) */
+    vbuf header;        /* the logical header being collected */
     int header_truncated;
-    vbuf headers;                       /* header section as it will be queued */
+    vbuf headers; /* header section as it will be queued */
     int envelope_done;
+    int body_pending, saw_8bit; /* no declared body type: content held back in pending */
+    vbuf pending;
     long long out_size;
     long long body_checked;
     int hops;
@@ -97,8 +99,7 @@ void cleanup_add_rcpt(cleanup_state *st, const char *addr, const char *orcpt, in
 void cleanup_feed(cleanup_state *st, const char *data, size_t len);
 void cleanup_end(cleanup_state *st);
 void cleanup_set_status(cleanup_state *st, int status, const char *reason);
-void cleanup_log_action(cleanup_state *st, const char *action, const char *where, const char *text,
-                        const char *detail);
+void cleanup_log_action(cleanup_state *st, const char *action, const char *where, const char *text, const char *detail);
 
 /* rewrite.c */
 void cleanup_rcpt_list_add(cleanup_rcpt_list *l, const char *addr, const char *orcpt, const char *orig, int notify);
@@ -107,6 +108,7 @@ int cleanup_is_local_domain(const char *domain);
 void cleanup_qualify(vbuf *out, const char *addr);
 int cleanup_rewrite_sender(cleanup_state *st, const char *addr, vbuf *out);
 int cleanup_rewrite_recipient(cleanup_state *st, const char *addr, vbuf *out);
+int cleanup_rewrite_header(cleanup_state *st, const char *hdr, size_t name_len, vbuf *out);
 int cleanup_expand_recipient(cleanup_state *st, const cleanup_recipient *in);
 void cleanup_maps_open(cleanup_maps *m);
 void cleanup_maps_close(cleanup_maps *m);

@@ -29,11 +29,11 @@
 #include "strutil.h"
 
 #define CLEANUP_CONTENT_FRAME_MAX (2 * 1024 * 1024)
-#define CLEANUP_KNOWN_FLAGS \
+#define CLEANUP_KNOWN_FLAGS                                                                                            \
     (CLEANUP_FLAG_LOCAL | CLEANUP_FLAG_EXTRACT | CLEANUP_FLAG_BOUNCE | CLEANUP_FLAG_HOLD | CLEANUP_FLAG_NO_REWRITE)
 
 static cleanup_maps cleanup_tables;
-static qfile_writer *cleanup_current;   /* removed if we die mid-message */
+static qfile_writer *cleanup_current; /* removed if we die mid-message */
 
 /* cleanup_remove_current - msg_fatal hook: no half-written file stays behind */
 static void cleanup_remove_current(void)
@@ -183,7 +183,7 @@ static int cl_read_envelope(stream *client, cleanup_state *st, const char *id)
         } else if (strcmp(name, "notify") == 0 && type == ATTR_TYPE_INT) {
             long long v;
 
-            memcpy(&v, value, sizeof(v));      /* attr_nth: a pointer to the long long */
+            memcpy(&v, value, sizeof(v)); /* attr_nth: a pointer to the long long */
             notify[nn++] = v;
         }
     }
@@ -192,8 +192,7 @@ static int cl_read_envelope(stream *client, cleanup_state *st, const char *id)
         goto out;
     }
     for (size_t i = 0; i < nr; i++) {
-        if (!cl_valid_text(rcpt[i]) || !cl_valid_text(orcpt[i]) || *rcpt[i] == 0 || notify[i] < 0
-            || notify[i] > 15) {
+        if (!cl_valid_text(rcpt[i]) || !cl_valid_text(orcpt[i]) || *rcpt[i] == 0 || notify[i] < 0 || notify[i] > 15) {
             msg_warn("%s: malformed recipient record", id);
             cleanup_set_status(st, CLEANUP_REJECT, "5.1.3 bad recipient address syntax");
             continue;
@@ -229,7 +228,7 @@ static void cleanup_service(stream *client, const char *service, char **argv)
     if ((w = qfile_create(MAIL_QUEUE_INCOMING, &err)) == NULL) {
         msg_warn("cannot create a queue file: %s", err.data);
         vbuf_release(&err);
-        return;                         /* the client sees no greeting and defers */
+        return; /* the client sees no greeting and defers */
     }
     cleanup_current = w;
     snprintf(id, sizeof(id), "%s", qfile_writer_id(w));

@@ -29,7 +29,9 @@
 #include "params.h"
 #include "strutil.h"
 
-#define CLEANUP_LINE_MAX (64 * 1024)   /* longer lines are handled in pieces */
+#define CLEANUP_LINE_MAX (64 * 1024)
+#define CLEANUP_PENDING_MAX                                                                                            \
+    (1024 * 1024) /* content held back while the body type is unknown */ /* longer lines are handled in pieces */
 
 /* cleanup_state_init - a fresh state for one message */
 void cleanup_state_init(cleanup_state *st, const char *queue_id, int flags, const cleanup_maps *tables,
@@ -46,6 +48,7 @@ void cleanup_state_init(cleanup_state *st, const char *queue_id, int flags, cons
     vbuf_init(&st->line, 0);
     vbuf_init(&st->header, 0);
     vbuf_init(&st->headers, 0);
+    vbuf_init(&st->pending, 0);
 }
 
 /* cleanup_state_free - release everything the state holds */
@@ -67,6 +70,7 @@ void cleanup_state_free(cleanup_state *st)
     vbuf_release(&st->line);
     vbuf_release(&st->header);
     vbuf_release(&st->headers);
+    vbuf_release(&st->pending);
 }
 
 /* cleanup_add_attr - an envelope attribute from the client (later duplicates are ignored) */
@@ -116,8 +120,7 @@ void cleanup_set_status(cleanup_state *st, int status, const char *reason)
 }
 
 /* cleanup_log_action - Postfix's "ID: reject: header TEXT from CLIENT; from=<> to=<> ...: DETAIL" */
-void cleanup_log_action(cleanup_state *st, const char *action, const char *where, const char *text,
-                        const char *detail)
+void cleanup_log_action(cleanup_state *st, const char *action, const char *where, const char *text, const char *detail)
 {
     const char *cname = cleanup_get_attr(st, "client_name");
     const char *caddr = cleanup_get_attr(st, "client_addr");
@@ -149,6 +152,8 @@ void cleanup_log_action(cleanup_state *st, const char *action, const char *where
 }
 
 /* cm_emit - content towards the output, counted against message_size_limit */
+static void cm_release_envelope(cleanup_state *st, int complete);
+
 static void cm_emit(cleanup_state *st, const char *data, size_t len)
 {
     if (st->status != CLEANUP_OK || st->discard)
@@ -160,8 +165,34 @@ static void cm_emit(cleanup_state *st, const char *data, size_t len)
         cleanup_set_status(st, CLEANUP_REJECT, "5.3.4 message file too big");
         return;
     }
+    if (st->body_pending) {
+        /* The body type is not declared: look at the content before the envelope goes out. */
+        for (size_t i = 0; i < len && !st->saw_8bit; i++)
+            if ((unsigned char) data[i] & 0x80)
+                st->saw_8bit = 1;
+        vbuf_append(&st->pending, data, len);
+        if (st->pending.len >= CLEANUP_PENDING_MAX)
+            cm_release_envelope(st, 0);
+        return;
+    }
     if (st->out.content(st, data, len, st->out.ctx) < 0)
         cleanup_set_status(st, CLEANUP_DEFER, "4.3.0 queue file write error");
+}
+
+/* cm_release_envelope - record the body type seen, write the envelope and what waited */
+static void cm_release_envelope(cleanup_state *st, int complete)
+{
+    st->body_pending = 0;
+    /* Undecided (content not all seen) counts as 8-bit: the safe side for a 7-bit next hop. */
+    cleanup_add_attr(st, "body", st->saw_8bit || !complete ? "8bitmime" : "7bit");
+    if (st->out.envelope(st, st->out.ctx) < 0) {
+        cleanup_set_status(st, CLEANUP_DEFER, "4.3.0 queue file write error");
+        return;
+    }
+    st->envelope_done = 1;
+    if (st->pending.len > 0 && st->out.content(st, st->pending.data, st->pending.len, st->out.ctx) < 0)
+        cleanup_set_status(st, CLEANUP_DEFER, "4.3.0 queue file write error");
+    vbuf_reset(&st->pending);
 }
 
 /* cm_emit_line - one line with CRLF */
@@ -204,7 +235,7 @@ static size_t cm_header_name(const char *text, size_t len)
         size_t j = i;
 
         while (j < len && (text[j] == ' ' || text[j] == '\t'))
-            j++;                        /* obsolete "Name :" (RFC 5322 §4.5) */
+            j++; /* obsolete "Name :" (RFC 5322 §4.5) */
         if (j >= len || text[j] != ':')
             return 0;
     }
@@ -272,7 +303,7 @@ static int cm_apply_checks(cleanup_state *st, maps *m, const char *where, const 
         if (*arg == 0)
             vbuf_set(&why, "5.7.1 message content rejected");
         else if ((arg[0] == '5' || arg[0] == '4') && arg[1] == '.')
-            vbuf_printf(&why, "5%s", arg + 1);   /* a permanent class, whatever was written */
+            vbuf_printf(&why, "5%s", arg + 1); /* a permanent class, whatever was written */
         else
             vbuf_printf(&why, "5.7.1 %s", arg);
         cleanup_log_action(st, "reject", where, text, why.data);
@@ -359,16 +390,25 @@ static void cm_header_done(cleanup_state *st)
 
         if (cm_name_is(hdr, name_len, "To") || cm_name_is(hdr, name_len, "Cc") || cm_name_is(hdr, name_len, "Bcc"))
             x.list = &st->extracted;
-        else if (cm_name_is(hdr, name_len, "Resent-To") || cm_name_is(hdr, name_len, "Resent-Cc")
-                 || cm_name_is(hdr, name_len, "Resent-Bcc"))
+        else if (cm_name_is(hdr, name_len, "Resent-To") || cm_name_is(hdr, name_len, "Resent-Cc") ||
+                 cm_name_is(hdr, name_len, "Resent-Bcc"))
             x.list = &st->extracted_resent;
         if (x.list && addr_parse_list(cm_header_value(hdr), cm_extract_one, &x) < 0)
             msg_warn("%s: malformed address list in %.*s header ignored", st->queue_id, (int) name_len, hdr);
     }
     /* -t: Bcc is read for recipients, never sent (RFC 5322 §3.6.3). */
-    if ((st->flags & CLEANUP_FLAG_EXTRACT)
-        && (cm_name_is(hdr, name_len, "Bcc") || cm_name_is(hdr, name_len, "Resent-Bcc")))
+    if ((st->flags & CLEANUP_FLAG_EXTRACT) &&
+        (cm_name_is(hdr, name_len, "Bcc") || cm_name_is(hdr, name_len, "Resent-Bcc")))
         drop = 1;
+    if (replacement.len == 0 && !drop && (st->flags & CLEANUP_FLAG_LOCAL) && st->status == CLEANUP_OK) {
+        /* Local submissions: header addresses are qualified and canonicalized like the envelope. */
+        int r = cleanup_rewrite_header(st, hdr, name_len, &replacement);
+
+        if (r < 0)
+            cleanup_set_status(st, CLEANUP_DEFER, "4.3.0 canonical_maps lookup failure");
+        else if (r == 0)
+            vbuf_reset(&replacement);
+    }
     if (replacement.len > 0)
         cm_header_out(st, replacement.data);
     else if (!drop)
@@ -504,18 +544,34 @@ static void cm_headers_end(cleanup_state *st)
         }
         if (!st->seen_dest && var_undisclosed_recipients_header && *var_undisclosed_recipients_header)
             cm_header_out(st, var_undisclosed_recipients_header);
+        if ((st->flags & CLEANUP_FLAG_LOCAL) && cleanup_get_attr(st, "uid") != NULL) {
+            /* Local mail gets its trace header on top, as Postfix's pickup path does (RFC 5321 §4.4). */
+            vbuf all;
+
+            vbuf_init(&all, 0);
+            vbuf_printf(&all, "Received: by %s (%s, from userid %s)\r\n\tid %s; ", var_myhostname,
+                        var_mail_name ? var_mail_name : "Kite", cleanup_get_attr(st, "uid"), st->queue_id);
+            cm_rfc2822_date(&all, now);
+            vbuf_puts(&all, "\r\n");
+            vbuf_append(&all, st->headers.data, st->headers.len);
+            vbuf_setn(&st->headers, all.data, all.len);
+            vbuf_release(&all);
+        }
     }
     vbuf_release(&h);
     if (st->status != CLEANUP_OK || st->discard)
         return;
-    if (st->out.envelope(st, st->out.ctx) < 0) {
+    if (cleanup_get_attr(st, "body") == NULL) {
+        st->body_pending = 1; /* the envelope waits until the body type is known */
+    } else if (st->out.envelope(st, st->out.ctx) < 0) {
         cleanup_set_status(st, CLEANUP_DEFER, "4.3.0 queue file write error");
         return;
+    } else {
+        st->envelope_done = 1;
     }
-    st->envelope_done = 1;
     if (st->headers.len > 0)
         cm_emit(st, st->headers.data, st->headers.len);
-    cm_emit(st, "\r\n", 2);             /* the empty line that ends the headers */
+    cm_emit(st, "\r\n", 2); /* the empty line that ends the headers */
     vbuf_reset(&st->headers);
 }
 
@@ -523,7 +579,7 @@ static void cm_headers_end(cleanup_state *st)
 static void cm_header_line(cleanup_state *st, const char *data, size_t len, int continued)
 {
     if (len == 0 && !continued) {
-        cm_headers_end(st);             /* the empty line is emitted by cm_headers_end */
+        cm_headers_end(st); /* the empty line is emitted by cm_headers_end */
         return;
     }
     if ((data[0] == ' ' || data[0] == '\t') && st->header.len > 0) {
@@ -543,7 +599,7 @@ static void cm_header_line(cleanup_state *st, const char *data, size_t len, int 
     if (cm_header_name(data, len) == 0) {
         /* Not a header: the body starts here; cm_headers_end puts the empty line in. */
         cm_headers_end(st);
-        return;                         /* the caller passes the line on as body */
+        return; /* the caller passes the line on as body */
     }
     cm_header_done(st);
     if (len > (size_t) var_header_size_limit) {
@@ -594,7 +650,7 @@ static void cm_line(cleanup_state *st, const char *data, size_t len, int eol)
     st->line_continued = !eol;
     if (st->phase == CLEANUP_PHASE_HEADERS) {
         if (continued)
-            return;                     /* the rest of an over-long header line: dropped */
+            return; /* the rest of an over-long header line: dropped */
         cm_header_line(st, data, len, 0);
         if (st->phase == CLEANUP_PHASE_HEADERS || len == 0)
             return;
@@ -643,7 +699,7 @@ void cleanup_feed(cleanup_state *st, const char *data, size_t len)
         len -= n;
         if (nl == NULL)
             break;
-        data++;                         /* the LF */
+        data++; /* the LF */
         len--;
         if (st->line.len > 0 && st->line.data[st->line.len - 1] == '\r')
             vbuf_truncate(&st->line, st->line.len - 1);
@@ -668,7 +724,9 @@ void cleanup_end(cleanup_state *st)
         vbuf_reset(&st->line);
     }
     if (st->phase == CLEANUP_PHASE_HEADERS)
-        cm_headers_end(st);             /* headers only, or nothing at all */
+        cm_headers_end(st); /* headers only, or nothing at all */
+    if (st->body_pending && st->status == CLEANUP_OK && !st->discard)
+        cm_release_envelope(st, 1);
     if (st->message_id && st->status == CLEANUP_OK)
         msg_info("%s: message-id=%s", st->queue_id, st->message_id);
 }

@@ -9,6 +9,7 @@
  * that cannot be read defers the message rather than guessing.
  */
 #include <string.h>
+#include <strings.h>
 
 #include "addr.h"
 #include "cleanup.h"
@@ -131,8 +132,7 @@ int cleanup_rewrite_recipient(cleanup_state *st, const char *addr, vbuf *out)
     cleanup_qualify(out, addr);
     if (st->flags & CLEANUP_FLAG_NO_REWRITE)
         return 0;
-    if (cr_apply_canonical(st->maps->recipient_canonical, out) < 0
-        || cr_apply_canonical(st->maps->canonical, out) < 0)
+    if (cr_apply_canonical(st->maps->recipient_canonical, out) < 0 || cr_apply_canonical(st->maps->canonical, out) < 0)
         return -1;
     return 0;
 }
@@ -151,10 +151,10 @@ static void cr_add_final(cleanup_state *st, const char *addr, const cleanup_reci
 typedef struct cr_expand {
     cleanup_state *st;
     const cleanup_recipient *in;
-    const char **path;                  /* addresses being expanded, outermost first */
+    const char **path; /* addresses being expanded, outermost first */
     size_t depth;
     long produced;
-    int failed;                         /* 0, or CLEANUP_DEFER */
+    int failed; /* 0, or CLEANUP_DEFER */
 } cr_expand;
 
 /* cr_expand_one - expand addr through virtual_alias_maps, recursively */
@@ -209,7 +209,7 @@ static void cr_expand_one(cr_expand *x, const char *addr)
         vbuf_init(&q, 0);
         cleanup_qualify(&q, tok);
         if (strcmp(q.data, addr) == 0) {
-            self = 1;                   /* "a -> a, b": a is delivered too */
+            self = 1; /* "a -> a, b": a is delivered too */
         } else {
             cr_expand_one(x, q.data);
         }
@@ -270,7 +270,7 @@ void cleanup_maps_open(cleanup_maps *m)
 /* cleanup_maps_close - close every table */
 void cleanup_maps_close(cleanup_maps *m)
 {
-    maps **all[] = {&m->canonical,      &m->sender_canonical, &m->recipient_canonical,
+    maps **all[] = {&m->canonical,     &m->sender_canonical, &m->recipient_canonical,
                     &m->virtual_alias, &m->header_checks,    &m->body_checks};
 
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
@@ -278,4 +278,147 @@ void cleanup_maps_close(cleanup_maps *m)
             maps_close(*all[i]);
         *all[i] = NULL;
     }
+}
+
+/* Headers whose addresses are rewritten for local submissions, and how. */
+static const char *const cr_sender_headers[] = {
+    "From",        "Sender",        "Reply-To",        "Errors-To", "Return-Receipt-To",
+    "Resent-From", "Resent-Sender", "Resent-Reply-To", NULL};
+static const char *const cr_rcpt_headers[] = {"To",        "Cc",        "Bcc",        "Apparently-To",
+                                              "Resent-To", "Resent-Cc", "Resent-Bcc", NULL};
+
+/* cr_header_kind - 1 sender header, 2 recipient header, 0 other */
+static int cr_header_kind(const char *hdr, size_t name_len)
+{
+    for (int i = 0; cr_sender_headers[i]; i++)
+        if (strlen(cr_sender_headers[i]) == name_len && strncasecmp(hdr, cr_sender_headers[i], name_len) == 0)
+            return 1;
+    for (int i = 0; cr_rcpt_headers[i]; i++)
+        if (strlen(cr_rcpt_headers[i]) == name_len && strncasecmp(hdr, cr_rcpt_headers[i], name_len) == 0)
+            return 2;
+    return 0;
+}
+
+/* cr_space - white space inside a (folded) header value */
+static int cr_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/*
+ * cleanup_rewrite_header - rewrite the addresses in an address header
+ * (RFC 5322 §3.4 address lists: display names, angle addresses, groups,
+ * quoted strings and comments are kept as they are). Returns 1 with the new
+ * header in out, 0 when nothing changed, -1 on a table error.
+ */
+int cleanup_rewrite_header(cleanup_state *st, const char *hdr, size_t name_len, vbuf *out)
+{
+    int kind = cr_header_kind(hdr, name_len);
+    const char *p, *colon = strchr(hdr, ':');
+    const char *done; /* copied to out up to here */
+    int changed = 0, failed = 0;
+    vbuf addr, new_addr;
+
+    if (kind == 0 || colon == NULL || (st->flags & CLEANUP_FLAG_NO_REWRITE))
+        return 0;
+    vbuf_init(&addr, 0);
+    vbuf_init(&new_addr, 0);
+    vbuf_reset(out);
+    done = hdr;
+    p = colon + 1;
+    while (*p && !failed) {
+        const char *elem = p, *angle_open = NULL, *angle_close = NULL, *span = NULL, *span_end = NULL;
+        int depth = 0, quote = 0;
+        char sep = 0;
+
+        /* One list element: up to a top-level ',', ';' or ':'. */
+        for (; *p; p++) {
+            if (quote) {
+                if (*p == '\\' && p[1])
+                    p++;
+                else if (*p == '"')
+                    quote = 0;
+            } else if (depth) {
+                if (*p == '\\' && p[1])
+                    p++;
+                else if (*p == '(')
+                    depth++;
+                else if (*p == ')')
+                    depth--;
+            } else if (*p == '"') {
+                quote = 1;
+            } else if (*p == '(') {
+                depth = 1;
+            } else if (*p == '<' && angle_open == NULL) {
+                angle_open = p;
+            } else if (*p == '>' && angle_open && angle_close == NULL) {
+                angle_close = p;
+            } else if ((*p == ',' || *p == ';' || *p == ':') && (angle_open == NULL || angle_close != NULL)) {
+                sep = *p;
+                break;
+            }
+        }
+        if (sep == ':') {
+            p++; /* a group's display name, not an address */
+            continue;
+        }
+        if (angle_open && angle_close) {
+            span = angle_open + 1;
+            span_end = angle_close;
+        } else if (angle_open == NULL) {
+            /* A bare addr-spec: the first word outside comments. */
+            const char *q = elem;
+
+            for (;;) {
+                while (q < p && cr_space(*q))
+                    q++;
+                if (q < p && *q == '(') {
+                    int d = 0;
+
+                    for (; q < p; q++) {
+                        if (*q == '\\' && q + 1 < p)
+                            q++;
+                        else if (*q == '(')
+                            d++;
+                        else if (*q == ')' && --d == 0) {
+                            q++;
+                            break;
+                        }
+                    }
+                    continue;
+                }
+                break;
+            }
+            span = q;
+            while (q < p && !cr_space(*q) && *q != '(')
+                q++;
+            span_end = q;
+        }
+        if (span && span_end > span) {
+            vbuf_setn(&addr, span, (size_t) (span_end - span));
+            /* Only plain addresses: quoted local parts and source routes stay as written. */
+            if (strpbrk(addr.data, "\"\\()<>,;: \t\n[") == NULL && addr.data[0] != '@') {
+                int r = kind == 1 ? cleanup_rewrite_sender(st, addr.data, &new_addr)
+                                  : cleanup_rewrite_recipient(st, addr.data, &new_addr);
+
+                if (r < 0) {
+                    failed = 1;
+                } else if (strcmp(new_addr.data, addr.data) != 0) {
+                    vbuf_append(out, done, (size_t) (span - done));
+                    vbuf_puts(out, new_addr.data);
+                    done = span_end;
+                    changed = 1;
+                }
+            }
+        }
+        if (*p)
+            p++;
+    }
+    if (changed && !failed)
+        vbuf_puts(out, done);
+    vbuf_release(&addr);
+    vbuf_release(&new_addr);
+    if (failed)
+        return -1;
+    return changed;
 }

@@ -51,7 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
         qfile_close(q);
     } else if (err.len == 0) {
-        abort();                        /* a refusal always says why */
+        abort(); /* a refusal always says why */
     }
     vbuf_release(&err);
     return 0;

@@ -33,14 +33,14 @@ struct cleanup_client {
     stream *s;
     char id[QUEUE_ID_SIZE];
     int flags;
-    char **attrs;                       /* "name=value" */
+    char **attrs; /* "name=value" */
     size_t nattr;
     char **rcpt, **orcpt;
     int *notify;
     size_t nrcpt;
     int envelope_sent;
     int failed;
-    vbuf chunk;                         /* content not yet sent */
+    vbuf chunk; /* content not yet sent */
 };
 
 /* cleanup_open - connect to cleanup and read its greeting */
@@ -49,12 +49,12 @@ cleanup_client *cleanup_open(const char *service_path, int flags, vbuf *err)
     cleanup_client *c;
     attr_list *g;
     const char *proto = NULL, *id = NULL;
-    attr_spec spec[] = {ATTR_SPEC_STR("protocol", ATTR_REQUIRED, &proto),
-                        ATTR_SPEC_STR("queue_id", ATTR_REQUIRED, &id), ATTR_SPEC_END};
+    attr_spec spec[] = {ATTR_SPEC_STR("protocol", ATTR_REQUIRED, &proto), ATTR_SPEC_STR("queue_id", ATTR_REQUIRED, &id),
+                        ATTR_SPEC_END};
     int fd, st;
 
-    if ((fd = mail_server_connect(service_path, 30)) < 0 && errno == ENOENT
-        && strncmp(service_path, "private/", 8) == 0) {
+    if ((fd = mail_server_connect(service_path, 30)) < 0 && errno == ENOENT &&
+        strncmp(service_path, "private/", 8) == 0) {
         /* master.cf may publish cleanup as a public service (private = n). */
         vbuf pub;
 
@@ -259,8 +259,8 @@ int cleanup_verdict(cleanup_client *c, vbuf *reason)
     attr_list *f;
     long long status = CLEANUP_DEFER;
     const char *text = NULL;
-    attr_spec spec[] = {ATTR_SPEC_INT("status", ATTR_REQUIRED, &status),
-                        ATTR_SPEC_STR("reason", ATTR_REQUIRED, &text), ATTR_SPEC_END};
+    attr_spec spec[] = {ATTR_SPEC_INT("status", ATTR_REQUIRED, &status), ATTR_SPEC_STR("reason", ATTR_REQUIRED, &text),
+                        ATTR_SPEC_END};
     int st, ret = CLEANUP_DEFER;
 
     vbuf_reset(reason);
@@ -273,8 +273,8 @@ int cleanup_verdict(cleanup_client *c, vbuf *reason)
     if ((st = attr_read(c->s, f, CLEANUP_REPLY_MAX)) < 0) {
         msg_warn("cleanup %s: no reply: %s", c->id, st == ATTR_BAD ? "malformed frame" : stream_strerror(st));
         vbuf_set(reason, "4.3.0 queue file write error (no reply from cleanup)");
-    } else if (attr_scan(f, spec) < 0
-               || (status != CLEANUP_OK && status != CLEANUP_DEFER && status != CLEANUP_REJECT)) {
+    } else if (attr_scan(f, spec) < 0 ||
+               (status != CLEANUP_OK && status != CLEANUP_DEFER && status != CLEANUP_REJECT)) {
         vbuf_set(reason, "4.3.0 queue file write error (bad reply from cleanup)");
     } else {
         ret = (int) status;

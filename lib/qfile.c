@@ -36,15 +36,15 @@
 #include "qfile.h"
 #include "strutil.h"
 
-#define QFILE_HDR_LEN 5                 /* type + 4-byte length */
+#define QFILE_HDR_LEN 5 /* type + 4-byte length */
 #define QFILE_SLOT_DIGITS 20
-#define QFILE_WBUF_FLUSH (64 * 1024)   /* write when this much is pending */
-#define QFILE_CHUNK (64 * 1024)        /* content record size the writer aims for */
+#define QFILE_WBUF_FLUSH (64 * 1024) /* write when this much is pending */
+#define QFILE_CHUNK (64 * 1024)      /* content record size the writer aims for */
 
 /* ---- fault injection ---------------------------------------------------- */
 
-static long qfile_fault_limit = -1;     /* -1: off */
-static long qfile_fault_count;          /* write operations so far, per process */
+static long qfile_fault_limit = -1; /* -1: off */
+static long qfile_fault_count;      /* write operations so far, per process */
 
 /* qfile_fault_load - (re)read KITE_FAULT_WRITES; done for every new file */
 static void qfile_fault_load(void)
@@ -78,15 +78,15 @@ enum qw_state { QW_ENVELOPE, QW_CONTENT, QW_TRAILER, QW_FAILED };
 struct qfile_writer {
     int fd;
     char id[QUEUE_ID_SIZE];
-    char *queue;                        /* where the file goes */
+    char *queue; /* where the file goes */
     char *tmp_path;
     enum qw_state state;
-    off_t off;                          /* logical end of file, incl. pending */
-    off_t size_slot, warn_slot;         /* offsets of the slot digits */
+    off_t off;                  /* logical end of file, incl. pending */
+    off_t size_slot, warn_slot; /* offsets of the slot digits */
     long long content_size;
     long long warn_time;
-    vbuf out;                           /* pending output */
-    vbuf chunk;                         /* pending content */
+    vbuf out;   /* pending output */
+    vbuf chunk; /* pending content */
     int saved_errno;
     const char *failed_op;
 };
@@ -247,8 +247,8 @@ qfile_writer *qfile_create_mode(const char *queue, mode_t mode, vbuf *err)
     w->state = QW_ENVELOPE;
     vbuf_init(&w->out, 0);
     vbuf_init(&w->chunk, 0);
-    if (qw_emit(w, 'V', QFILE_VERSION, strlen(QFILE_VERSION)) < 0 || qw_emit_slot(w, 'Z', 0, &w->size_slot) < 0
-        || qw_emit_slot(w, 'W', 0, &w->warn_slot) < 0) {
+    if (qw_emit(w, 'V', QFILE_VERSION, strlen(QFILE_VERSION)) < 0 || qw_emit_slot(w, 'Z', 0, &w->size_slot) < 0 ||
+        qw_emit_slot(w, 'W', 0, &w->warn_slot) < 0) {
         vbuf_printf(err, "write %s: %s", w->tmp_path, strerror(w->saved_errno));
         qfile_abort(w);
         return NULL;
@@ -306,8 +306,7 @@ int qfile_put_attr(qfile_writer *w, const char *name, const char *value)
 
     if (w->state == QW_FAILED)
         return -1;
-    if (w->state != QW_ENVELOPE || !qf_valid_attr_name(name, strlen(name))
-        || !qf_clean_text(value, strlen(value))) {
+    if (w->state != QW_ENVELOPE || !qf_valid_attr_name(name, strlen(name)) || !qf_clean_text(value, strlen(value))) {
         errno = EINVAL;
         return -1;
     }
@@ -342,10 +341,10 @@ int qfile_put_rcpt(qfile_writer *w, const char *address, const char *orcpt, cons
 
     if (w->state == QW_FAILED)
         return -1;
-    if (alen == 0 || alen >= QFILE_MAX_RECORD || !qf_clean_text(address, alen)
-        || (orcpt && (strlen(orcpt) > QFILE_MAX_RECORD || !qf_clean_text(orcpt, strlen(orcpt)) || !*orcpt))
-        || (orig && (strlen(orig) > QFILE_MAX_RECORD || !qf_clean_text(orig, strlen(orig)) || !*orig))
-        || notify < 0 || notify > 15 || ((notify & QF_NOTIFY_NEVER) && notify != QF_NOTIFY_NEVER)) {
+    if (alen == 0 || alen >= QFILE_MAX_RECORD || !qf_clean_text(address, alen) ||
+        (orcpt && (strlen(orcpt) > QFILE_MAX_RECORD || !qf_clean_text(orcpt, strlen(orcpt)) || !*orcpt)) ||
+        (orig && (strlen(orig) > QFILE_MAX_RECORD || !qf_clean_text(orig, strlen(orig)) || !*orig)) || notify < 0 ||
+        notify > 15 || ((notify & QF_NOTIFY_NEVER) && notify != QF_NOTIFY_NEVER)) {
         errno = EINVAL;
         return -1;
     }
@@ -501,12 +500,12 @@ int qfile_finish(qfile_writer *w, vbuf *err)
         return -1;
     }
     vbuf_init(&final, 0);
-    mail_queue_path(&final, w->queue, w->id);   /* hashed when hash_queue_names says so */
+    mail_queue_path(&final, w->queue, w->id); /* hashed when hash_queue_names says so */
     qfile_fault_point();
     /* Never replace an existing file: an ID names exactly one message. */
-    if (qf_rename_noreplace(w->tmp_path, final.data) < 0
-        && (errno != ENOENT || qf_make_parents(final.data, w->queue) < 0
-            || qf_rename_noreplace(w->tmp_path, final.data) < 0)) {
+    if (qf_rename_noreplace(w->tmp_path, final.data) < 0 &&
+        (errno != ENOENT || qf_make_parents(final.data, w->queue) < 0 ||
+         qf_rename_noreplace(w->tmp_path, final.data) < 0)) {
         vbuf_printf(err, "%s: rename %s to %s: %s", w->id, w->tmp_path, final.data, strerror(errno));
         vbuf_release(&final);
         qfile_abort(w);
@@ -567,9 +566,9 @@ void qfile_abort(qfile_writer *w)
 
 typedef struct qf_reader {
     int fd;
-    off_t off;                          /* next byte to read */
+    off_t off; /* next byte to read */
     off_t file_size;
-    off_t buf_off;                      /* file offset of buf[0] */
+    off_t buf_off; /* file offset of buf[0] */
     size_t buf_len;
     unsigned char buf[16384];
 } qf_reader;
@@ -644,8 +643,7 @@ static void qf_error(vbuf *err, const char *path, off_t off, const char *fmt, ..
 }
 
 /* qf_add_rcpt - append a recipient to the file's list */
-static void qf_add_rcpt(qfile *q, size_t *cap, char *addr, char *orcpt, char *orig, int notify, int done,
-                        off_t slot)
+static void qf_add_rcpt(qfile *q, size_t *cap, char *addr, char *orcpt, char *orig, int notify, int done, off_t slot)
 {
     qfile_rcpt *r;
 
@@ -671,7 +669,7 @@ static int qf_parse(qfile *q, const char *path, vbuf *err)
     enum qf_phase phase = QF_VERSION;
     size_t rcpt_cap = 0, attr_cap = 0;
     char *g_orcpt = NULL, *g_orig = NULL;
-    int g_notify = 0, g_seen = 0;       /* bits: 1 O, 2 F, 4 N */
+    int g_notify = 0, g_seen = 0; /* bits: 1 O, 2 F, 4 N */
     long long content_bytes = 0;
     vbuf data;
     struct stat st;
@@ -770,8 +768,8 @@ static int qf_parse(qfile *q, const char *path, vbuf *err)
                 qf_error(err, path, rec_off, "attribute record out of place");
                 goto out;
             }
-            if (eq == NULL || !qf_valid_attr_name(data.data, (size_t) (eq - data.data))
-                || !qf_clean_text(data.data, len)) {
+            if (eq == NULL || !qf_valid_attr_name(data.data, (size_t) (eq - data.data)) ||
+                !qf_clean_text(data.data, len)) {
                 qf_error(err, path, rec_off, "malformed attribute");
                 goto out;
             }
@@ -806,8 +804,8 @@ static int qf_parse(qfile *q, const char *path, vbuf *err)
             if (type == 'N') {
                 long n;
 
-                if (str_to_long(data.data, &n) < 0 || n < 1 || n > 15
-                    || ((n & QF_NOTIFY_NEVER) && n != QF_NOTIFY_NEVER)) {
+                if (str_to_long(data.data, &n) < 0 || n < 1 || n > 15 ||
+                    ((n & QF_NOTIFY_NEVER) && n != QF_NOTIFY_NEVER)) {
                     qf_error(err, path, rec_off, "bad notify flags");
                     goto out;
                 }
@@ -1042,8 +1040,7 @@ ssize_t qfile_content_next(qfile_content *it, const char **data)
         return -1;
     }
     vbuf_reset(&it->chunk);
-    if (vbuf_reserve(&it->chunk, len) < 0
-        || qf_pread_all(it->q->fd, it->chunk.data, len, it->pos + QFILE_HDR_LEN) < 0)
+    if (vbuf_reserve(&it->chunk, len) < 0 || qf_pread_all(it->q->fd, it->chunk.data, len, it->pos + QFILE_HDR_LEN) < 0)
         return -1;
     it->chunk.len = len;
     it->chunk.data[len] = 0;

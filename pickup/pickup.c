@@ -83,7 +83,7 @@ static int pickup_bounce(qfile *q, const char *reason)
     size_t copied = 0;
 
     if (sender == NULL || *sender == 0)
-        return 0;                       /* nobody to tell */
+        return 0; /* nobody to tell */
     vbuf_init(&path, 0);
     vbuf_init(&err, 0);
     vbuf_init(&text, 0);
@@ -145,7 +145,8 @@ static int pickup_bounce(qfile *q, const char *reason)
 /* pickup_file - one maildrop file into cleanup */
 static void pickup_file(const char *queue, const char *id, void *ctx)
 {
-    static const char *const passed[] = {"sender", "fullname", "envid", "ret", "body", "smtputf8", "arrival", NULL};
+    static const char *const passed[] = {"sender",   "fullname", "envid", "ret", "body",
+                                         "smtputf8", "arrival",  "uid",   NULL};
     cleanup_client *c;
     qfile_content it;
     const char *data, *why, *v;
@@ -229,7 +230,7 @@ static void pickup_file(const char *queue, const char *id, void *ctx)
         /* The submitter has gone: the refusal reaches them as a notice. */
         if (pickup_bounce(q, reason.data) < 0) {
             qfile_close(q);
-            goto out;                   /* keep the file; try again later */
+            goto out; /* keep the file; try again later */
         }
     }
     qfile_close(q);

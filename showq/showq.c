@@ -97,7 +97,7 @@ static void showq_one(const char *queue, const char *id, void *ctx)
 static void showq_service(stream *client, const char *service, char **argv)
 {
     static const char *const queues[] = {MAIL_QUEUE_MAILDROP, MAIL_QUEUE_INCOMING, MAIL_QUEUE_ACTIVE,
-                                         MAIL_QUEUE_DEFERRED, MAIL_QUEUE_HOLD, NULL};
+                                         MAIL_QUEUE_DEFERRED, MAIL_QUEUE_HOLD,     NULL};
     showq_ctx c = {client, 0, 0};
     attr_list *f;
 

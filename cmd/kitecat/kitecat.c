@@ -29,15 +29,20 @@
 #include "params.h"
 #include "qfile.h"
 
-#define SHOW_ENV  (1 << 0)
-#define SHOW_HDR  (1 << 1)
+#define SHOW_ENV (1 << 0)
+#define SHOW_HDR (1 << 1)
 #define SHOW_BODY (1 << 2)
 
 /* kc_find - the path of ID in the first queue that has it; 0 or -1 */
 static int kc_find(const char *id, vbuf *path)
 {
-    static const char *const queues[] = {MAIL_QUEUE_INCOMING, MAIL_QUEUE_ACTIVE, MAIL_QUEUE_DEFERRED,
-                                         MAIL_QUEUE_HOLD,     MAIL_QUEUE_MAILDROP, MAIL_QUEUE_CORRUPT, NULL};
+    static const char *const queues[] = {MAIL_QUEUE_INCOMING,
+                                         MAIL_QUEUE_ACTIVE,
+                                         MAIL_QUEUE_DEFERRED,
+                                         MAIL_QUEUE_HOLD,
+                                         MAIL_QUEUE_MAILDROP,
+                                         MAIL_QUEUE_CORRUPT,
+                                         NULL};
     struct stat st;
     vbuf rel;
 
@@ -133,12 +138,12 @@ static int kc_show(const char *path, int what)
                 }
                 at_line_start = c == '\n';
                 if (c == '\r' && i + 1 < n && data[i + 1] == '\n')
-                    continue;           /* shown with local line ends */
+                    continue; /* shown with local line ends */
                 if ((in_headers && (what & SHOW_HDR)) || (!in_headers && (what & SHOW_BODY)))
                     putchar(c);
             }
         }
-done:
+    done:
         qfile_content_end(&it);
         vbuf_release(&line);
         if (n < 0) {

@@ -29,12 +29,8 @@
 #include "mymalloc.h"
 #include "params.h"
 #include "qfile.h"
+#include "records.h"
 #include "strutil.h"
-
-/* The attributes a local user may set. */
-static const char *const kd_allowed_attrs[] = {
-    "sender", "fullname", "envid", "ret", "body", "smtputf8", "extract", "verify", NULL,
-};
 
 static qfile_writer *kd_writer;
 
@@ -48,10 +44,11 @@ static void kd_remove(void)
 }
 
 /* kd_read - exactly len bytes from stdin; 0, or -1 at EOF/error */
-static int kd_read(void *buf, size_t len)
+static int kd_read(void *ctx, void *buf, size_t len)
 {
     char *p = buf;
 
+    (void) ctx;
     while (len > 0) {
         ssize_t n = read(0, p, len);
 
@@ -63,27 +60,6 @@ static int kd_read(void *buf, size_t len)
         len -= (size_t) n;
     }
     return 0;
-}
-
-/* kd_attr_allowed - is this attribute (name=value) one a user may give, with a sane value */
-static int kd_attr_allowed(const char *name, const char *value)
-{
-    int known = 0;
-
-    for (int i = 0; kd_allowed_attrs[i]; i++)
-        if (strcmp(name, kd_allowed_attrs[i]) == 0)
-            known = 1;
-    if (!known)
-        return 0;
-    if (strcmp(name, "ret") == 0)
-        return strcmp(value, "full") == 0 || strcmp(value, "hdrs") == 0;
-    if (strcmp(name, "body") == 0)
-        return strcmp(value, "7bit") == 0 || strcmp(value, "8bitmime") == 0;
-    if (strcmp(name, "smtputf8") == 0 || strcmp(name, "extract") == 0 || strcmp(name, "verify") == 0)
-        return strcmp(value, "0") == 0 || strcmp(value, "1") == 0;
-    if (strcmp(name, "envid") == 0)
-        return strlen(value) <= 100 && str_is_ascii_printable(value, strlen(value));
-    return strlen(value) <= 1000;
 }
 
 /* kd_fail - report, drop the partial file, exit with code */
@@ -99,10 +75,8 @@ static void kd_fail(int code, const char *why)
 int main(int argc, char **argv)
 {
     const char *confdir = NULL;
-    vbuf err, data;
-    char *orcpt = NULL;
-    int notify = 0, seen_content = 0, seen_end = 0, ch;
-    long long content = 0;
+    vbuf err;
+    int ch;
     char num[64];
     struct timeval tv;
 
@@ -119,6 +93,18 @@ int main(int argc, char **argv)
             fprintf(stderr, "usage: kitedrop [-c confdir] [-v] < records\n");
             return EX_USAGE;
         }
+    }
+    if (getegid() != getgid() && getuid() != 0) {
+        /*
+         * Set-gid for an ordinary user: only the built-in configuration,
+         * never one the user points us at (its queue_directory or
+         * maillog_file would be used with our group's rights).
+         */
+        if (confdir != NULL && strcmp(confdir, KITE_DEF_CONFIG_DIR) != 0) {
+            fprintf(stderr, "kitedrop: -c is not allowed for unprivileged users\n");
+            return EX_USAGE;
+        }
+        confdir = KITE_DEF_CONFIG_DIR;
     }
     if (confdir == NULL)
         confdir = conf_dir_default();
@@ -155,91 +141,12 @@ int main(int argc, char **argv)
     if (qfile_put_attr(kd_writer, "arrival", num) < 0)
         kd_fail(EX_IOERR, "write error");
 
-    vbuf_init(&data, QFILE_MAX_RECORD);
-    while (!seen_end) {
-        unsigned char hdr[5];
-        size_t len;
-        int type;
-
-        if (kd_read(hdr, sizeof(hdr)) < 0)
-            kd_fail(EX_DATAERR, "unexpected end of input: message not queued");
-        type = hdr[0];
-        len = ((size_t) hdr[1] << 24) | ((size_t) hdr[2] << 16) | ((size_t) hdr[3] << 8) | hdr[4];
-        if (len > QFILE_MAX_RECORD)
-            kd_fail(EX_DATAERR, "record too long");
-        vbuf_reset(&data);
-        if (vbuf_reserve(&data, len) < 0 || kd_read(data.data, len) < 0)
-            kd_fail(EX_DATAERR, "unexpected end of input: message not queued");
-        data.len = len;
-        data.data[len] = 0;
-        if (memchr(data.data, 0, len) != NULL && type != 'C')
-            kd_fail(EX_DATAERR, "NUL byte in an envelope record");
-        switch (type) {
-        case 'A': {
-            char *eq = strchr(data.data, '=');
-
-            if (seen_content || eq == NULL)
-                kd_fail(EX_DATAERR, "malformed attribute record");
-            *eq = 0;
-            if (!kd_attr_allowed(data.data, eq + 1))
-                kd_fail(EX_DATAERR, "attribute not allowed");
-            if (qfile_put_attr(kd_writer, data.data, eq + 1) < 0)
-                kd_fail(EX_DATAERR, "bad attribute value");
-            break;
-        }
-        case 'O':
-            if (orcpt || len == 0)
-                kd_fail(EX_DATAERR, "malformed recipient record");
-            orcpt = xstrdup(data.data);
-            break;
-        case 'N': {
-            long n;
-
-            if (notify || str_to_long(data.data, &n) < 0 || n < 1 || n > 15)
-                kd_fail(EX_DATAERR, "malformed notify record");
-            notify = (int) n;
-            break;
-        }
-        case 'R':
-            if (len < 2 || data.data[0] != '-')
-                kd_fail(EX_DATAERR, "malformed recipient record");
-            if (qfile_put_rcpt(kd_writer, data.data + 1, orcpt, NULL, notify) < 0)
-                kd_fail(EX_DATAERR, "bad recipient address");
-            xfree(orcpt);
-            orcpt = NULL;
-            notify = 0;
-            break;
-        case 'M':
-            if (seen_content || orcpt || notify || len != 0)
-                kd_fail(EX_DATAERR, "malformed content marker");
-            seen_content = 1;
-            break;
-        case 'C':
-            if (!seen_content || len == 0)
-                kd_fail(EX_DATAERR, "content out of place");
-            content += (long long) len;
-            if (var_message_size_limit > 0 && content > var_message_size_limit)
-                kd_fail(EX_DATAERR, "message file too big");
-            if (qfile_put_content(kd_writer, data.data, len) < 0)
-                kd_fail(EX_IOERR, "write error");
-            break;
-        case 'E':
-            if (!seen_content || orcpt || notify || len != 0)
-                kd_fail(EX_DATAERR, "malformed end marker");
-            seen_end = 1;
-            break;
-        default:
-            kd_fail(EX_DATAERR, "unknown record type");
-        }
-    }
     {
-        char extra;
+        int code = kd_copy_records(kd_read, NULL, kd_writer, var_message_size_limit, &err);
 
-        /* Anything after the end marker means the input is not what we think. */
-        if (read(0, &extra, 1) > 0)
-            kd_fail(EX_DATAERR, "data after the end marker");
+        if (code != 0)
+            kd_fail(code, err.data);
     }
-    vbuf_release(&data);
     vbuf_reset(&err);
     {
         qfile_writer *w = kd_writer;

@@ -14,7 +14,9 @@
  * listing from showq run directly, everyone else a clear error.
  *
  * Trusts: the configuration; showq's and qmgr's frames only as far as a
- * strict scan allows. Output escapes control characters.
+ * strict scan allows. Output escapes control characters. It may be
+ * installed set-gid setgid_group (like postqueue) so that users reach
+ * public/; then only the built-in configuration directory is accepted.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -288,8 +290,8 @@ static int kq_request(const char *request, const char *name, const char *value, 
 {
     const char *text = NULL;
     long long status = 1;
-    attr_spec spec[] = {ATTR_SPEC_INT("status", ATTR_REQUIRED, &status),
-                        ATTR_SPEC_STR("text", ATTR_REQUIRED, &text), ATTR_SPEC_END};
+    attr_spec spec[] = {ATTR_SPEC_INT("status", ATTR_REQUIRED, &status), ATTR_SPEC_STR("text", ATTR_REQUIRED, &text),
+                        ATTR_SPEC_END};
     attr_list *f;
     stream *s;
     int fd;
@@ -362,6 +364,12 @@ int main(int argc, char **argv)
     if (mode == 0 || optind != argc) {
         fprintf(stderr, "usage: kitequeue [-c confdir] [-v] -p | -j | -f | -s site | -i queue_id\n");
         return EX_USAGE;
+    }
+    if (getegid() != getgid() && getuid() != 0) {
+        /* Installed set-gid (to reach public/): only the built-in configuration. */
+        if (kq_confdir != NULL && strcmp(kq_confdir, KITE_DEF_CONFIG_DIR) != 0)
+            kq_fatal(EX_USAGE, "-c is not allowed for unprivileged users");
+        kq_confdir = KITE_DEF_CONFIG_DIR;
     }
     if (kq_confdir == NULL)
         kq_confdir = conf_dir_default();

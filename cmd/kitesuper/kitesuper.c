@@ -42,17 +42,22 @@
 #include "qfile.h"
 #include "strutil.h"
 
-#define KS_TEMP_MAX_AGE 3600           /* a writer that left a temporary file this long ago is gone */
+#define KS_TEMP_MAX_AGE 3600 /* a writer that left a temporary file this long ago is gone */
 
 enum ks_op { KS_DELETE, KS_HOLD, KS_RELEASE, KS_REQUEUE };
 
 typedef struct ks_request {
     enum ks_op op;
-    const char *arg;                    /* an ID, "ALL" or "-" */
+    const char *arg; /* an ID, "ALL" or "-" */
 } ks_request;
 
-static const char *const ks_msg_queues[] = {MAIL_QUEUE_MAILDROP, MAIL_QUEUE_INCOMING, MAIL_QUEUE_ACTIVE,
-                                            MAIL_QUEUE_DEFERRED, MAIL_QUEUE_HOLD,     MAIL_QUEUE_CORRUPT, NULL};
+static const char *const ks_msg_queues[] = {MAIL_QUEUE_MAILDROP,
+                                            MAIL_QUEUE_INCOMING,
+                                            MAIL_QUEUE_ACTIVE,
+                                            MAIL_QUEUE_DEFERRED,
+                                            MAIL_QUEUE_HOLD,
+                                            MAIL_QUEUE_CORRUPT,
+                                            NULL};
 static const char *const ks_log_queues[] = {MAIL_QUEUE_DEFER, MAIL_QUEUE_BOUNCE, MAIL_QUEUE_TRACE, NULL};
 
 /* Default source queues per operation (postsuper's). */
@@ -61,7 +66,7 @@ static const char *const ks_default_delete[] = {MAIL_QUEUE_HOLD, MAIL_QUEUE_INCO
 static const char *const ks_default_hold[] = {MAIL_QUEUE_INCOMING, MAIL_QUEUE_ACTIVE, MAIL_QUEUE_DEFERRED, NULL};
 static const char *const ks_default_release[] = {MAIL_QUEUE_HOLD, NULL};
 
-static const char *const *ks_user_queues;  /* queue arguments, or NULL */
+static const char *const *ks_user_queues; /* queue arguments, or NULL */
 static long ks_count[4];
 static int ks_errors;
 
@@ -143,7 +148,7 @@ static int ks_requeue_file(const char *path)
             msg_warn("%s: read error", path);
         qfile_abort(w);
         vbuf_release(&err);
-        return n < 0 ? -1 : 0;          /* nothing left to deliver: just remove it */
+        return n < 0 ? -1 : 0; /* nothing left to deliver: just remove it */
     }
     if (qfile_finish(w, &err) < 0) {
         msg_warn("%s", err.data);
@@ -169,7 +174,7 @@ static void ks_deliver_now(const char *id)
     attr_put_str(req, "request", "deliver");
     attr_put_str(req, "queue_id", id);
     if (attr_write(s, req) == 0)
-        (void) attr_read(s, req, 64 * 1024);    /* qmgr's {status, text}: informational */
+        (void) attr_read(s, req, 64 * 1024); /* qmgr's {status, text}: informational */
     attr_free(req);
     stream_close(s);
 }
@@ -355,7 +360,7 @@ static void ks_check_dir(const char *queue, const char *dir, int is_log)
         if (lstat(path.data, &st) < 0)
             continue;
         if (S_ISDIR(st.st_mode) && name[1] == 0) {
-            ks_check_dir(queue, path.data, is_log);     /* a hash level */
+            ks_check_dir(queue, path.data, is_log); /* a hash level */
             continue;
         }
         if (strncmp(name, ".tmp.", 5) == 0) {

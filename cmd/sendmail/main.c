@@ -36,7 +36,7 @@
 #include "strutil.h"
 
 #define SM_CHUNK (64 * 1024)
-#define SM_HEADER_MAX (1024 * 1024)     /* header bytes kept for the -t check */
+#define SM_HEADER_MAX (1024 * 1024) /* header bytes kept for the -t check */
 
 static const char *sm_confdir;
 
@@ -214,8 +214,7 @@ static int sm_header_rcpts(const char *headers)
         } while (*end == ' ' || *end == '\t');
         vbuf_init(&h, 0);
         vbuf_setn(&h, p, (size_t) (end - p));
-        for (const char *names[] = {"to:", "cc:", "bcc:", "resent-to:", "resent-cc:", "resent-bcc:", NULL},
-                        **n = names;
+        for (const char *names[] = {"to:", "cc:", "bcc:", "resent-to:", "resent-cc:", "resent-bcc:", NULL}, **n = names;
              *n; n++) {
             if (strncasecmp(h.data, *n, strlen(*n)) == 0) {
                 (void) addr_parse_list(h.data + strlen(*n), sm_count_addr, &count);
@@ -354,7 +353,7 @@ static int sm_submit(const sendmail_opts *o)
     if (WIFSIGNALED(status))
         sm_die(EX_SOFTWARE, "kitedrop died with signal %d: message not queued", WTERMSIG(status));
     if (WEXITSTATUS(status) != 0)
-        return WEXITSTATUS(status);     /* kitedrop said why on stderr */
+        return WEXITSTATUS(status); /* kitedrop said why on stderr */
     if (out.broken)
         sm_die(EX_IOERR, "lost connection to kitedrop: message not queued");
     if (o->mode == SM_MODE_VERIFY)
@@ -416,7 +415,10 @@ int main(int argc, char **argv)
         sm_exec(var_command_directory, "kitequeue", args);
     }
     case SM_MODE_FLUSH: {
-        const char *args[] = {"-c", sm_confdir, o.flush_site ? "-s" : o.flush_id ? "-i" : "-f",
+        const char *args[] = {"-c", sm_confdir,
+                              o.flush_site ? "-s"
+                              : o.flush_id ? "-i"
+                                           : "-f",
                               o.flush_site ? o.flush_site : o.flush_id, NULL};
 
         sm_exec(var_command_directory, "kitequeue", args);

@@ -90,7 +90,7 @@ int sendmail_parse(int argc, char **argv, sendmail_opts *o, vbuf *err)
             else if (strcmp(a, "-bd") == 0 || strcmp(a, "-bD") == 0)
                 o->mode = SM_MODE_DAEMON;
             else if (strcmp(a, "-bl") == 0)
-                o->mode = SM_MODE_DELIVER;      /* legacy "-bl": like -bm */
+                o->mode = SM_MODE_DELIVER; /* legacy "-bl": like -bm */
             else {
                 vbuf_printf(err, "unsupported mode %s", a);
                 return EX_USAGE;
@@ -243,13 +243,13 @@ int sendmail_parse(int argc, char **argv, sendmail_opts *o, vbuf *err)
         case 'A':
         case 'e':
         case 'd':
-            break;                      /* legacy, harmless */
+            break; /* legacy, harmless */
         default:
             vbuf_printf(err, "unknown option %s", a);
             return EX_USAGE;
         }
         continue;
-missing:
+    missing:
         vbuf_printf(err, "option %s requires an argument", a);
         return EX_USAGE;
     }

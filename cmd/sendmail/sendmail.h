@@ -10,31 +10,31 @@
 #include <sysexits.h>
 
 enum sendmail_mode {
-    SM_MODE_DELIVER,                    /* -bm (default): read a message and queue it */
-    SM_MODE_SMTP,                       /* -bs: SMTP on stdin/stdout */
-    SM_MODE_MAILQ,                      /* -bp, mailq */
-    SM_MODE_NEWALIASES,                 /* -bi, -I, newaliases */
-    SM_MODE_VERIFY,                     /* -bv */
-    SM_MODE_FLUSH,                      /* -q, -qR, -qI */
-    SM_MODE_DAEMON,                     /* -bd: refused */
+    SM_MODE_DELIVER,    /* -bm (default): read a message and queue it */
+    SM_MODE_SMTP,       /* -bs: SMTP on stdin/stdout */
+    SM_MODE_MAILQ,      /* -bp, mailq */
+    SM_MODE_NEWALIASES, /* -bi, -I, newaliases */
+    SM_MODE_VERIFY,     /* -bv */
+    SM_MODE_FLUSH,      /* -q, -qR, -qI */
+    SM_MODE_DAEMON,     /* -bd: refused */
 };
 
 typedef struct sendmail_opts {
     enum sendmail_mode mode;
-    const char *confdir;                /* -C */
-    const char *sender;                 /* -f / -r; NULL: the login name; "" null sender */
-    const char *fullname;               /* -F */
-    int notify;                         /* -N: QF_NOTIFY_* bits; 0 = not given */
-    const char *ret;                    /* -R: "full" / "hdrs" */
-    const char *envid;                  /* -V */
-    const char *body;                   /* -B: "7bit" / "8bitmime" */
-    int extract;                        /* -t */
-    int ignore_dots;                    /* -i, -oi */
-    int smtputf8;                       /* -SMTPUTF8 */
-    const char *flush_site;             /* -qR */
-    const char *flush_id;               /* -qI */
-    int verbose;                        /* -v */
-    char **rcpts;                       /* remaining arguments */
+    const char *confdir;    /* -C */
+    const char *sender;     /* -f / -r; NULL: the login name; "" null sender */
+    const char *fullname;   /* -F */
+    int notify;             /* -N: QF_NOTIFY_* bits; 0 = not given */
+    const char *ret;        /* -R: "full" / "hdrs" */
+    const char *envid;      /* -V */
+    const char *body;       /* -B: "7bit" / "8bitmime" */
+    int extract;            /* -t */
+    int ignore_dots;        /* -i, -oi */
+    int smtputf8;           /* -SMTPUTF8 */
+    const char *flush_site; /* -qR */
+    const char *flush_id;   /* -qI */
+    int verbose;            /* -v */
+    char **rcpts;           /* remaining arguments */
     int nrcpt;
 } sendmail_opts;
 

@@ -69,6 +69,7 @@ def test_local_submission_gets_missing_headers_and_crlf(kite):
     assert "recipient: bob@example.com" in env
     assert "origin: local" in env
     raw = (Path(kite.queue_dir) / "hold" / qid).read_bytes()
+    assert re.search(rb"Received: by kite\.test \(Kite, from userid %d\)\r\n\tid %s; " % (kite.uid, qid.encode()), raw)
     assert b"Subject: headers\r\nX-Test: 1\r\n" in raw
     assert b"From: Alice Example <alice@kite.test>\r\n" in raw
     assert re.search(rb"\r\nDate: [A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d [+-]\d{4}", raw)
@@ -168,3 +169,61 @@ def test_pickup_refuses_attributes_not_on_the_allow_list(kite):
     os.chown(path, kite.uid, kite.gid)
     submit(kite, "-f", "a@example.com", "b@example.com", text="Subject: fine\n\nx\n")
     kite.wait_log(r"maildrop/0TP8ZBBBBBB000BBBB: attribute not allowed in maildrop; moved to corrupt")
+
+
+def _rec(t, d):
+    import struct
+    d = d.encode() if isinstance(d, str) else d
+    return t.encode() + struct.pack(">I", len(d)) + d
+
+
+GOOD_TAIL = _rec("R", "-x@example.com") + _rec("M", "") + _rec("C", "Subject: s\n\nx\n") + _rec("E", "")
+HOSTILE_KITEDROP_INPUTS = [
+    ("empty", b""),
+    ("truncated header", _rec("A", "sender=a")[:3]),
+    ("truncated data", _rec("A", "sender=alice@example.com")[:-4]),
+    ("no end marker", _rec("A", "sender=a") + GOOD_TAIL[:-5]),
+    ("attribute not allowed", _rec("A", "client_addr=192.0.2.1") + GOOD_TAIL),
+    ("uid forged", _rec("A", "uid=0") + GOOD_TAIL),
+    ("attribute without =", _rec("A", "sender") + GOOD_TAIL),
+    ("NUL in attribute", _rec("A", "sender=a\0b") + GOOD_TAIL),
+    ("newline in recipient", _rec("R", "-x@exa\nmple.com") + _rec("M", "") + _rec("E", "")),
+    ("recipient marked done", _rec("R", "Dx@example.com") + _rec("M", "") + _rec("E", "")),
+    ("original recipient record", _rec("F", "y@example.com") + GOOD_TAIL),
+    ("bad notify", _rec("N", "16") + GOOD_TAIL),
+    ("unknown record type", _rec("X", "zz") + GOOD_TAIL),
+    ("length over the limit", b"C\x00\x10\x00\x01"),
+    ("content before marker", _rec("C", "x") + GOOD_TAIL),
+    ("data after end marker", _rec("A", "sender=a") + GOOD_TAIL + b"junk"),
+    ("bad ret value", _rec("A", "ret=everything") + GOOD_TAIL),
+]
+
+
+@pytest.mark.parametrize("name,data", HOSTILE_KITEDROP_INPUTS, ids=[c[0] for c in HOSTILE_KITEDROP_INPUTS])
+def test_kitedrop_refuses_hostile_input_and_leaves_nothing(kite, name, data):
+    kite.start()
+    kite.stop()
+    r = kite.run("kitedrop", input=data)
+    assert r.returncode == 65, (name, r.returncode, r.stderr)
+    assert queue_files(kite, "maildrop") == []
+    assert not list((Path(kite.queue_dir) / "maildrop").glob(".tmp.*"))
+    # The same stream, repaired, is accepted.
+    assert kite.run("kitedrop", input=_rec("A", "sender=a") + GOOD_TAIL).returncode == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to make a set-gid copy")
+def test_setgid_kitedrop_refuses_a_user_configuration(kite):
+    import shutil
+    import subprocess
+
+    from conftest import BIN
+
+    copy = Path(kite.base) / "kitedrop-sgid"
+    shutil.copy(BIN / "kitedrop", copy)
+    os.chown(copy, 0, 0)
+    os.chmod(copy, 0o2755)
+    os.chmod(kite.base, 0o755)
+    r = subprocess.run([str(copy), "-c", str(kite.confdir)], input=b"", capture_output=True, timeout=30,
+                       env=kite.env(), **kite._user_kwargs())
+    assert r.returncode == 64, (r.returncode, r.stderr)
+    assert b"-c is not allowed" in r.stderr

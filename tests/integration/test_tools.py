@@ -228,3 +228,22 @@ def test_deferred_mail_shows_reason_and_flushes(kite):
     assert kite.run("kitequeue", "-f").returncode == 0
     assert kite.run("kitequeue", "-s", "example.net").returncode == 0
     assert kite.run("kitequeue", "-i", qid).returncode in (0, 69)
+
+
+def test_root_install_submission_and_tools(kite):
+    """master as root, daemons as mail_owner: submission, listing and kitesuper's privilege drop."""
+    kite.as_root_with_mail_owner()
+    hold_everything(kite)
+    kite.start()
+    r = kite.run("sendmail", "-f", "root", "ann@example.com", input="Subject: hold root\n\nx\n")
+    assert r.returncode == 0, r.stderr
+    (qid,) = wait_until(lambda: queue_files(kite, "hold"), what="held message", kite=kite)
+    held = Path(kite.queue_dir) / "hold" / qid
+    import pwd
+    assert held.stat().st_uid == pwd.getpwnam("kite").pw_uid     # cleanup wrote it as mail_owner
+    assert oct(held.stat().st_mode & 0o777) == "0o600"
+    msgs, _ = parse_mailq(kite.run("kitequeue", "-p").stdout)
+    assert [m["id"] for m in msgs] == [qid]
+    r = kite.run("kitesuper", "-d", qid)
+    assert r.returncode == 0 and "Deleted: 1 message" in r.stderr, r.stderr
+    assert queue_files(kite, "hold") == []

@@ -26,6 +26,7 @@
 
 typedef struct result {
     int envelope_calls;
+    char *body;
     char *sender;
     cleanup_rcpt_list rcpts;
     vbuf content;
@@ -47,6 +48,7 @@ static int out_envelope(cleanup_state *st, void *ctx)
 
     r->envelope_calls++;
     r->sender = xstrdup(st->sender);
+    r->body = cleanup_get_attr(st, "body") ? xstrdup(cleanup_get_attr(st, "body")) : NULL;
     for (size_t i = 0; i < st->rcpts.n; i++)
         cleanup_rcpt_list_add(&r->rcpts, st->rcpts.v[i].addr, st->rcpts.v[i].orcpt, st->rcpts.v[i].orig,
                               st->rcpts.v[i].notify);
@@ -64,6 +66,7 @@ static int out_content(cleanup_state *st, const char *data, size_t len, void *ct
 static void result_free(result *r)
 {
     xfree(r->sender);
+    xfree(r->body);
     cleanup_rcpt_list_free(&r->rcpts);
     vbuf_release(&r->content);
 }
@@ -181,15 +184,15 @@ static void test_local_bare_lf_becomes_crlf_and_headers_are_added(void **state)
     result r;
 
     (void) state;
-    assert_int_equal(run(NULL, CLEANUP_FLAG_LOCAL, "alice", rc, "Subject: hi\nTo: bob\n\nline one\nline two\n", &r,
-                         NULL),
-                     CLEANUP_OK);
+    assert_int_equal(
+        run(NULL, CLEANUP_FLAG_LOCAL, "alice", rc, "Subject: hi\nTo: bob\n\nline one\nline two\n", &r, NULL),
+        CLEANUP_OK);
     assert_int_equal(r.envelope_calls, 1);
     assert_string_equal(r.sender, "alice@kite.test");
     assert_int_equal(r.rcpts.n, 1);
     assert_string_equal(r.rcpts.v[0].addr, "bob@kite.test");
     assert_string_equal(r.rcpts.v[0].orig, "bob");
-    assert_non_null(strstr(r.content.data, "Subject: hi\r\nTo: bob\r\n"));
+    assert_non_null(strstr(r.content.data, "Subject: hi\r\nTo: bob@kite.test\r\n")); /* qualified */
     assert_non_null(strstr(r.content.data, "\r\nFrom: alice@kite.test\r\n"));
     assert_non_null(strstr(r.content.data, "\r\nDate: "));
     assert_non_null(strstr(r.content.data, "\r\nMessage-Id: <"));
@@ -217,11 +220,15 @@ static void test_local_from_uses_full_name(void **state)
     cleanup_state_init(&st, "TESTQUEUEID0000001", CLEANUP_FLAG_LOCAL, &no_maps, &out);
     cleanup_add_attr(&st, "sender", "alice@kite.test");
     cleanup_add_attr(&st, "fullname", "Alice Q. Example");
+    cleanup_add_attr(&st, "uid", "1000");
     cleanup_add_rcpt(&st, rc[0], NULL, 0);
     cleanup_feed(&st, "Subject: x\n\nhi\n", 15);
     cleanup_end(&st);
     assert_int_equal(st.status, CLEANUP_OK);
     assert_non_null(strstr(r.content.data, "From: \"Alice Q. Example\" <alice@kite.test>\r\n"));
+    /* The trace header comes first. */
+    assert_memory_equal(r.content.data, "Received: by kite.test (Kite, from userid 1000)\r\n\tid TESTQUEUEID0000001; ",
+                        strlen("Received: by kite.test (Kite, from userid 1000)\r\n\tid TESTQUEUEID0000001; "));
     cleanup_state_free(&st);
     result_free(&r);
 }
@@ -237,8 +244,8 @@ static void test_existing_message_id_and_date_are_kept(void **state)
                          NULL),
                      CLEANUP_OK);
     assert_null(strstr(r.content.data, "Message-Id:"));
-    assert_null(strstr(strstr(r.content.data, "Date: ") + 1, "Date: "));   /* no second Date */
-    assert_null(strstr(r.content.data, "From:"));   /* only local submissions get From */
+    assert_null(strstr(strstr(r.content.data, "Date: ") + 1, "Date: ")); /* no second Date */
+    assert_null(strstr(r.content.data, "From:"));                        /* only local submissions get From */
     assert_non_null(strstr(log_lines.data, "TESTQUEUEID0000001: message-id=<abc@example.org>"));
     result_free(&r);
 }
@@ -249,8 +256,9 @@ static void test_folded_header_is_kept_whole(void **state)
     result r;
 
     (void) state;
-    assert_int_equal(run(NULL, 0, "a@example.org", rc, "Subject: one\r\n two\r\n\tthree\r\nX: y\r\n\r\nb\r\n", &r, NULL),
-                     CLEANUP_OK);
+    assert_int_equal(
+        run(NULL, 0, "a@example.org", rc, "Subject: one\r\n two\r\n\tthree\r\nX: y\r\n\r\nb\r\n", &r, NULL),
+        CLEANUP_OK);
     assert_non_null(strstr(r.content.data, "Subject: one\r\n two\r\n\tthree\r\nX: y\r\n"));
     result_free(&r);
 }
@@ -349,6 +357,34 @@ static void test_binary_body_passes_verbatim(void **state)
     assert_memory_equal(r.content.data + r.content.len - (sizeof(body) - 1), body, sizeof(body) - 1);
     cleanup_state_free(&st);
     result_free(&r);
+}
+
+static void test_undeclared_body_type_is_detected(void **state)
+{
+    const char *rc[] = {"bob@example.com", NULL};
+    size_t big = 1100 * 1024;
+    char *msg = xmalloc(big + 64);
+    result r;
+
+    (void) state;
+    assert_int_equal(run(NULL, 0, "a@x", rc, "Subject: s\r\n\r\nplain ascii\r\n", &r, NULL), CLEANUP_OK);
+    assert_string_equal(r.body, "7bit");
+    result_free(&r);
+    assert_int_equal(run(NULL, CLEANUP_FLAG_LOCAL, "a", rc, "Subject: s\n\ncaf\xc3\xa9\n", &r, NULL), CLEANUP_OK);
+    assert_string_equal(r.body, "8bitmime");
+    assert_non_null(strstr(r.content.data, "caf\xc3\xa9\r\n"));
+    result_free(&r);
+    /* Too much to hold back: undecided counts as 8-bit, and nothing is lost. */
+    memcpy(msg, "Subject: s\r\n\r\n", 14);
+    for (size_t i = 0; i < big; i++)
+        msg[14 + i] = (i % 80 == 79) ? '\n' : 'a';
+    msg[14 + big] = 0;
+    assert_int_equal(run(NULL, 0, "a@x", rc, msg, &r, NULL), CLEANUP_OK);
+    assert_string_equal(r.body, "8bitmime");
+    assert_int_equal(r.envelope_calls, 1);
+    assert_true(r.content.len > big);
+    result_free(&r);
+    xfree(msg);
 }
 
 /* ---- -t ---- */
@@ -507,9 +543,9 @@ static void test_header_checks_actions(void **state)
     result_free(&r);
 
     /* IGNORE, REPLACE, PREPEND. */
-    assert_int_equal(run(&m, 0, "a@x", rc,
-                         "X-Secret: 42\r\nX-Mailer: Foo 1.0\r\nSubject: tag me\r\n\r\nx\r\n", &r, NULL),
-                     CLEANUP_OK);
+    assert_int_equal(
+        run(&m, 0, "a@x", rc, "X-Secret: 42\r\nX-Mailer: Foo 1.0\r\nSubject: tag me\r\n\r\nx\r\n", &r, NULL),
+        CLEANUP_OK);
     assert_null(strstr(r.content.data, "X-Secret"));
     assert_null(strstr(r.content.data, "Foo 1.0"));
     assert_non_null(strstr(r.content.data, "X-Mailer: hidden\r\n"));
@@ -538,8 +574,7 @@ static void test_body_checks_actions(void **state)
     result r;
 
     (void) state;
-    assert_int_equal(run(&m, 0, "a@x", rc, "Subject: s\r\n\r\nok\r\nforbidden body here\r\n", &r, &st),
-                     CLEANUP_REJECT);
+    assert_int_equal(run(&m, 0, "a@x", rc, "Subject: s\r\n\r\nok\r\nforbidden body here\r\n", &r, &st), CLEANUP_REJECT);
     assert_string_equal(st.reason.data, "5.7.1 body says no");
     assert_non_null(strstr(log_lines.data, "TESTQUEUEID0000001: reject: body forbidden body here from local;"));
     cleanup_state_free(&st);
@@ -551,8 +586,7 @@ static void test_body_checks_actions(void **state)
     result_free(&r);
 
     /* Notices from bounce are not inspected. */
-    assert_int_equal(run(&m, CLEANUP_FLAG_BOUNCE, "", rc, "Subject: cheap viagra\r\n\r\nforbidden body\r\n", &r,
-                         NULL),
+    assert_int_equal(run(&m, CLEANUP_FLAG_BOUNCE, "", rc, "Subject: cheap viagra\r\n\r\nforbidden body\r\n", &r, NULL),
                      CLEANUP_OK);
     result_free(&r);
     close_checks(&m);
@@ -643,6 +677,41 @@ static void test_canonical_maps_rewrite_sender_and_recipients(void **state)
     result_free(&r);
     maps_close(m.sender_canonical);
     maps_close(m.recipient_canonical);
+    maps_close(m.canonical);
+}
+
+static void test_local_header_addresses_are_rewritten(void **state)
+{
+    const char *rc[] = {"x@example.com", NULL};
+    cleanup_maps m;
+    result r;
+
+    (void) state;
+    memset(&m, 0, sizeof(m));
+    m.sender_canonical = open_table("texthash", "scanon", "alice@kite.test alice.smith@example.com\n", 0);
+    m.canonical = open_table("texthash", "canon", "@old.example @new.example\n", 0);
+    assert_int_equal(run(&m, CLEANUP_FLAG_LOCAL, "alice", rc,
+                         "From: Alice <alice>\n"
+                         "To: Bob <bob>, carol@old.example (Carol),\n \"Q, R\" <q@old.example>\n"
+                         "Cc: friends: a@old.example, b@x.example;, undisclosed-recipients:;\n"
+                         "Reply-To: \"odd local\"@old.example\n"
+                         "Subject: carol@old.example stays\n\nbody carol@old.example\n",
+                         &r, NULL),
+                     CLEANUP_OK);
+    assert_non_null(strstr(r.content.data, "From: Alice <alice.smith@example.com>\r\n"));
+    assert_non_null(strstr(r.content.data, "To: Bob <bob@kite.test>, carol@new.example (Carol),\r\n "
+                                           "\"Q, R\" <q@new.example>\r\n"));
+    assert_non_null(strstr(r.content.data, "Cc: friends: a@new.example, b@x.example;, undisclosed-recipients:;\r\n"));
+    assert_non_null(strstr(r.content.data, "Reply-To: \"odd local\"@old.example\r\n"));
+    assert_non_null(strstr(r.content.data, "Subject: carol@old.example stays\r\n"));
+    assert_non_null(strstr(r.content.data, "body carol@old.example\r\n"));
+    result_free(&r);
+    /* Mail from the network keeps its headers as written. */
+    assert_int_equal(run(&m, 0, "a@x", rc, "From: alice@kite.test\r\nTo: c@old.example\r\n\r\nb\r\n", &r, NULL),
+                     CLEANUP_OK);
+    assert_non_null(strstr(r.content.data, "From: alice@kite.test\r\nTo: c@old.example\r\n"));
+    result_free(&r);
+    maps_close(m.sender_canonical);
     maps_close(m.canonical);
 }
 
@@ -738,6 +807,7 @@ int main(void)
         T(test_chunking_does_not_change_the_result),
         T(test_very_long_body_line_passes_intact),
         T(test_binary_body_passes_verbatim),
+        T(test_undeclared_body_type_is_detected),
         T(test_extract_takes_to_cc_bcc_and_drops_bcc),
         T(test_extract_prefers_resent_headers),
         T(test_extract_without_recipients_is_rejected),
@@ -748,6 +818,7 @@ int main(void)
         T(test_header_size_limit_truncates),
         T(test_hopcount_limit_rejects),
         T(test_canonical_maps_rewrite_sender_and_recipients),
+        T(test_local_header_addresses_are_rewritten),
         T(test_virtual_alias_expansion_loops_and_duplicates),
         T(test_virtual_alias_limits_defer),
         T(test_unreadable_table_defers),

@@ -163,7 +163,7 @@ static void test_qfile_round_trip_keeps_envelope_and_recipients(void **state)
     assert_null(q->rcpts[1].orig);
     assert_int_equal(q->rcpts[1].notify, 0);
     assert_string_equal(q->rcpts[2].address, "late@example.com");
-    assert_null(q->rcpts[2].orig);     /* same as address: not stored */
+    assert_null(q->rcpts[2].orig); /* same as address: not stored */
     assert_int_equal(q->rcpts[2].notify, QF_NOTIFY_NEVER);
     assert_string_equal(q->id, path.data + strlen("incoming/"));
     assert_true(queue_id_valid(q->id));
@@ -449,9 +449,9 @@ static void test_qfile_writer_refuses_bad_input(void **state)
     assert_int_equal(qfile_put_rcpt(w, "a@b", NULL, NULL, 16), -1);
     assert_int_equal(qfile_put_warn_time(w, -1), -1);
     assert_int_equal(qfile_put_content(w, "x", 1), 0);
-    assert_int_equal(qfile_put_attr(w, "late", "x"), -1);   /* attributes precede content */
+    assert_int_equal(qfile_put_attr(w, "late", "x"), -1); /* attributes precede content */
     assert_int_equal(qfile_put_rcpt(w, "a@b", NULL, NULL, 0), 0);
-    assert_int_equal(qfile_put_content(w, "y", 1), -1);     /* content is over */
+    assert_int_equal(qfile_put_content(w, "y", 1), -1); /* content is over */
     /* Refusals are not write failures: the file still finishes. */
     assert_int_equal(qfile_finish(w, &err), 0);
     vbuf_release(&err);
@@ -509,7 +509,7 @@ static void recs(vbuf *b, int type, const char *text)
 typedef struct corrupt_case {
     const char *name;
     const char *records;
-    const char *expect;                 /* substring of the error */
+    const char *expect; /* substring of the error */
 } corrupt_case;
 
 static const corrupt_case corrupt_cases[] = {
@@ -536,8 +536,8 @@ static const corrupt_case corrupt_cases[] = {
     {"attr_duplicate", "V:KITE1|Z:" ZERO20 "|W:" ZERO20 "|A:sender=a|A:sender=b|M:|E:", "duplicate attribute"},
     {"attr_after_content", "V:KITE1|Z:" ZERO20 "|W:" ZERO20 "|M:|A:sender=a|E:", "attribute record out of place"},
     {"content_before_marker", "V:KITE1|Z:00000000000000000001|W:" ZERO20 "|C:a|M:|E:", "content record out of place"},
-    {"content_after_trailer", "V:KITE1|Z:00000000000000000002|W:" ZERO20 "|M:|C:a|R:-a@b|C:b|E:",
-     "content record out of place"},
+    {"content_after_trailer",
+     "V:KITE1|Z:00000000000000000002|W:" ZERO20 "|M:|C:a|R:-a@b|C:b|E:", "content record out of place"},
     {"empty_content_record", "V:KITE1|Z:" ZERO20 "|W:" ZERO20 "|M:|C:|E:", "empty content record"},
     {"two_markers", "V:KITE1|Z:" ZERO20 "|W:" ZERO20 "|M:|M:|E:", "content marker out of place"},
     {"marker_with_data", "V:KITE1|Z:" ZERO20 "|W:" ZERO20 "|M:x|E:", "content marker out of place"},
@@ -789,7 +789,7 @@ static void test_qfile_every_crash_point_leaves_absent_or_complete(void **state)
             if (e->d_name[0] == '.' && (e->d_name[1] == 0 || strcmp(e->d_name, "..") == 0))
                 continue;
             if (!queue_id_valid(e->d_name)) {
-                partial++;              /* a temporary name: not in the queue */
+                partial++; /* a temporary name: not in the queue */
                 continue;
             }
             /* Visible under its ID: must be complete. */
@@ -820,19 +820,16 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_qfile_finish_renames_only_complete_file, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_qfile_abort_leaves_nothing, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_qfile_set_queue_finishes_into_hold, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_qfile_create_in_missing_queue_fails_with_reason, setup_dir,
-                                        teardown_dir),
+        cmocka_unit_test_setup_teardown(test_qfile_create_in_missing_queue_fails_with_reason, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_qfile_ids_are_unique, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_qfile_finish_into_hashed_queue_creates_the_level, setup_dir,
-                                        teardown_dir),
+        cmocka_unit_test_setup_teardown(test_qfile_finish_into_hashed_queue_creates_the_level, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_qfile_mark_done_persists, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_qfile_mark_done_needs_rdwr, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_qfile_writer_warn_time_is_stored, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_qfile_writer_refuses_bad_input, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_qfile_every_truncation_is_refused, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_qfile_corruptions_are_refused_with_reason, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_qfile_oversized_and_lying_lengths_are_refused, setup_dir,
-                                        teardown_dir),
+        cmocka_unit_test_setup_teardown(test_qfile_oversized_and_lying_lengths_are_refused, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_qfile_nul_in_recipient_is_refused, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_qfile_open_refuses_symlink_and_directory, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_qfile_random_byte_flips_never_crash, setup_dir, teardown_dir),

@@ -40,16 +40,11 @@ typedef struct mode_case {
 static void test_sendmail_modes(void **state)
 {
     static const mode_case cases[] = {
-        {"sendmail bob", SM_MODE_DELIVER},
-        {"sendmail -bm bob", SM_MODE_DELIVER},
-        {"sendmail -bs", SM_MODE_SMTP},
-        {"sendmail -bp", SM_MODE_MAILQ},
-        {"/usr/bin/mailq", SM_MODE_MAILQ},
-        {"sendmail -bi", SM_MODE_NEWALIASES},
-        {"sendmail -I", SM_MODE_NEWALIASES},
-        {"/usr/bin/newaliases", SM_MODE_NEWALIASES},
-        {"sendmail -bv bob", SM_MODE_VERIFY},
-        {"sendmail -q", SM_MODE_FLUSH},
+        {"sendmail bob", SM_MODE_DELIVER},    {"sendmail -bm bob", SM_MODE_DELIVER},
+        {"sendmail -bs", SM_MODE_SMTP},       {"sendmail -bp", SM_MODE_MAILQ},
+        {"/usr/bin/mailq", SM_MODE_MAILQ},    {"sendmail -bi", SM_MODE_NEWALIASES},
+        {"sendmail -I", SM_MODE_NEWALIASES},  {"/usr/bin/newaliases", SM_MODE_NEWALIASES},
+        {"sendmail -bv bob", SM_MODE_VERIFY}, {"sendmail -q", SM_MODE_FLUSH},
         {"sendmail -q30m", SM_MODE_FLUSH},
     };
     sendmail_opts o;
@@ -93,7 +88,7 @@ static void test_sendmail_values_attached_and_separate(void **state)
     assert_string_equal(o.rcpts[1], "carol");
 
     assert_int_equal(parse("sendmail -f alice -oi -r bob@x -Nnever x", &o, &err), 0);
-    assert_string_equal(o.sender, "bob@x");     /* the last -f/-r wins */
+    assert_string_equal(o.sender, "bob@x"); /* the last -f/-r wins */
     assert_true(o.ignore_dots);
     assert_int_equal(o.notify, QF_NOTIFY_NEVER);
 
