@@ -498,7 +498,8 @@ static void cmd_mail(smtpd_session *s, char *args)
     int body = SMTPD_BODY_NONE, utf8 = 0, seen_size = 0, seen_auth = 0;
     char *envid = NULL, *ret = NULL;
 
-    if (s->helo.len == 0 && var_smtpd_helo_required) {
+    /* RFC 3207 §4.2: after TLS the client starts over with EHLO. */
+    if (s->helo.len == 0 && (var_smtpd_helo_required || s->tls_active)) {
         smtpd_reply(s, "503 5.5.1 Error: send HELO/EHLO first");
         return;
     }

@@ -567,8 +567,8 @@ def test_starttls_injection_is_discarded(kite, certs):
     tls.sendall(b"MAIL FROM:<a@example.org>\r\n")
     rep = tls.recv(4096).decode()
     # The injected commands were thrown away, so this is the first reply,
-    # and the session was reset: MAIL without EHLO is fine but no params.
-    assert rep.startswith("250 ") or rep.startswith("503"), rep
+    # and the session was reset: the client must say EHLO again.
+    assert rep.startswith("503 ") and "send HELO/EHLO first" in rep, rep
     assert rep.count("\r\n") == 1, rep
     tls.sendall(b"RSET\r\nEHLO c.example\r\n")
     rep = b""
@@ -576,6 +576,18 @@ def test_starttls_injection_is_discarded(kite, certs):
         rep += tls.recv(4096)
     assert b"STARTTLS" not in rep
     tls.close()
+
+
+def test_mail_after_starttls_needs_a_new_ehlo(kite, certs):
+    start(kite, **tls_params(kite, certs))
+    with smtplib.SMTP("127.0.0.1", kite.port, local_hostname="c.example") as s:
+        s.starttls(context=client_ctx())
+        # smtplib forgets the EHLO state after STARTTLS; speak directly.
+        code, msg = s.docmd("MAIL FROM:<a@example.org>")
+        assert code == 503 and b"send HELO/EHLO first" in msg
+        s.ehlo("c.example")
+        code, _ = s.docmd("MAIL FROM:<a@example.org>")
+        assert code == 250
 
 
 def test_tls_received_header_and_esmtps(kite, certs):
