@@ -303,6 +303,17 @@ def test_vrfy_disabled_says_252(kite):
     r = Raw(kite.port)
     assert "VRFY" not in r.cmd("EHLO c.example")
     assert r.cmd("VRFY alice@sandbox.test").startswith("252 ")
+    assert r.cmd("EXPN alice@sandbox.test").startswith("252 ")
+    r.close()
+
+
+def test_expn_answers_from_the_recipient_tables(kite):
+    start(kite)
+    r = Raw(kite.port)
+    r.cmd("EHLO c.example")
+    assert r.cmd("EXPN nosuchuser@kite.test").startswith("550 5.1.1")
+    assert r.cmd("EXPN alice@sandbox.test").startswith("25")
+    assert r.cmd("EXPN").startswith("501")
     r.close()
 
 
@@ -770,6 +781,21 @@ def test_relay_denied_outside_mynetworks_allowed_inside(kite):
     r.close()
     kite.wait_log(r"NOQUEUE: reject: RCPT from \w+\[127\.0\.0\.1\]: 554 5\.7\.1 <x@remote\.example>: "
                   r"Relay access denied; from=<a@example\.org> to=<x@remote\.example> proto=ESMTP helo=<c\.example>")
+
+
+def test_permit_sasl_authenticated_allows_relay_outside_mynetworks(kite, certs):
+    # Loopback is not in mynetworks here: only AUTH can allow relaying.
+    start(kite, **auth_params(kite, certs, mynetworks="192.0.2.0/24"))
+    s = tls_client(kite)
+    s.mail("alice@example.org")
+    code, msg = s.rcpt("someone@remote.example")
+    assert code == 554 and b"Relay access denied" in msg
+    s.rset()
+    s.login("alice", "wonderland")
+    s.mail("alice@example.org")
+    code, _ = s.rcpt("someone@remote.example")
+    assert code == 250
+    s.quit()
 
 
 def test_unknown_local_recipient_rejected_at_rcpt(kite):
