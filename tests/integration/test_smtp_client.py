@@ -438,3 +438,77 @@ def test_relayed_notice_for_hop_without_dsn(kite, sink_port):
         assert re.search(r"Final-Recipient: rfc822; ?bob@remote\.test", text)
     finally:
         sink.stop()
+
+
+def _two_mx(kite, port):
+    dns = DNSServer({"mx.test": {"MX": [(10, "127.0.0.2"), (20, "127.0.0.3")]}})
+    kite.set(smtp_dns_resolver_address=dns.address,
+             transport_maps="inline:{mx.test=smtp:mx.test:%d}" % port)
+    return dns
+
+
+def test_greeting_4xx_on_first_mx_uses_second(kite):
+    port = free_port("127.0.0.3")
+    busy = Sink(port, host="127.0.0.2", greeting="421 4.3.2 too busy")
+    good = Sink(port, host="127.0.0.3")
+    dns = _two_mx(kite, port)
+    try:
+        kite.start()
+        submit(kite, "bob@mx.test")
+        good.wait_messages(1)
+        assert busy.messages == []
+        kite.wait_log(r"to=<bob@mx\.test>, relay=127\.0\.0\.3\[127\.0\.0\.3\]:%d, .*status=sent" % port)
+    finally:
+        busy.stop()
+        good.stop()
+        dns.stop()
+
+
+def test_mail_4xx_on_first_mx_uses_second(kite):
+    port = free_port("127.0.0.3")
+    busy = Sink(port, host="127.0.0.2", mail_reply="451 4.3.0 local problem")
+    good = Sink(port, host="127.0.0.3")
+    dns = _two_mx(kite, port)
+    try:
+        kite.start()
+        submit(kite, "bob@mx.test")
+        good.wait_messages(1)
+        assert any(t.upper().startswith("MAIL") for t in busy.commands())
+        assert busy.messages == []
+    finally:
+        busy.stop()
+        good.stop()
+        dns.stop()
+
+
+def test_ipv6_next_hop(kite):
+    try:
+        s = socket.socket(socket.AF_INET6)
+        s.bind(("::1", 0))
+        port = s.getsockname()[1]
+        s.close()
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    sink = Sink(port, host="::1")
+    try:
+        relay_to_v6 = "[::1]:%d" % port
+        kite.set(relayhost=relay_to_v6, inet_protocols="all")
+        kite.start()
+        submit(kite, "bob@remote.test")
+        sink.wait_messages(1)
+        kite.wait_log(r"to=<bob@remote\.test>, relay=::1\[::1\]:%d, .*status=sent" % port)
+    finally:
+        sink.stop()
+
+
+def test_slow_server_times_out_and_defers(kite, sink_port):
+    sink = Sink(sink_port, delay=3.0)
+    try:
+        relay_to(kite, sink_port, smtp_helo_timeout="1s")
+        kite.start()
+        submit(kite, "bob@remote.test")
+        kite.wait_log(r"to=<bob@remote\.test>, .*status=deferred \(conversation with 127\.0\.0\.1\[127\.0\.0\.1\] "
+                      r"timed out while receiving the initial server greeting\)", timeout=20)
+        assert sink.messages == []
+    finally:
+        sink.stop()
