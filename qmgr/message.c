@@ -245,14 +245,18 @@ static void expire(qmgr_message *m)
     xfree(done);
 }
 
-/* set_next_attempt - the deferred file's mtime is its next attempt time */
-static void set_next_attempt(const char *id, time_t when)
+/*
+ * set_next_attempt - a deferred file's mtime is its next attempt time; it
+ * is set before the move (rename keeps it), so a scan of deferred/ never
+ * sees the file with its old time.
+ */
+static void set_next_attempt(const char *queue, const char *id, time_t when)
 {
     struct timespec ts[2];
     vbuf path;
 
     vbuf_init(&path, 0);
-    mail_queue_path(&path, MAIL_QUEUE_DEFERRED, id);
+    mail_queue_path(&path, queue, id);
     ts[0].tv_sec = ts[1].tv_sec = when;
     ts[0].tv_nsec = ts[1].tv_nsec = 0;
     if (utimensat(AT_FDCWD, vbuf_str(&path), ts, AT_SYMLINK_NOFOLLOW) < 0)
@@ -342,10 +346,9 @@ void qmgr_message_check_done(qmgr_message *m)
         backoff = var_maximal_backoff_time;
     if (backoff < var_minimal_backoff_time || !notices_ok)
         backoff = var_minimal_backoff_time;
+    set_next_attempt(MAIL_QUEUE_ACTIVE, m->id, now + backoff);
     if (mail_queue_move(m->id, MAIL_QUEUE_ACTIVE, MAIL_QUEUE_DEFERRED) < 0)
         msg_warn("%s: move to %s: %m", m->id, MAIL_QUEUE_DEFERRED);
-    else
-        set_next_attempt(m->id, now + backoff);
     message_free(m);
     qmgr_scan_incoming_soon();
 }
