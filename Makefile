@@ -18,6 +18,7 @@ QUEUEDIR   ?= /var/spool/kite
 DATADIR    ?= /var/lib/kite
 MANDIR     ?= $(PREFIX)/share/man
 DESTDIR    ?=
+SETGID_GROUP ?= kitedrop
 
 PKGS := openssl libpcre2-8
 
@@ -168,7 +169,7 @@ install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(CONFDIR)
 	for d in $(DAEMONS); do install -m 0755 $(BUILD)/libexec/$$d $(DESTDIR)$(LIBEXECDIR)/$$d; done
 	for c in $(COMMANDS); do \
-	  case $$c in kitedrop) install -m 2755 $(BUILD)/bin/$$c $(DESTDIR)$(SBINDIR)/$$c ;; \
+	  case $$c in kitedrop|kitequeue) install -g $(SETGID_GROUP) -m 2755 $(BUILD)/bin/$$c $(DESTDIR)$(SBINDIR)/$$c ;; \
 	              *) install -m 0755 $(BUILD)/bin/$$c $(DESTDIR)$(SBINDIR)/$$c ;; esac; \
 	done
 	if [ -e $(DESTDIR)$(SBINDIR)/sendmail ]; then \

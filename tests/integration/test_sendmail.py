@@ -78,6 +78,7 @@ def test_sendmail_exit_codes(kite):
         (("-N", "sometimes", "a@b"), "", 64, "bad -N"),
         (("-Q",), "", 64, "unknown option"),
         (("-t",), "Subject: none\n\nx\n", 65, "No recipient addresses found in message header"),
+        (("-bv", "bob@sandbox.test"), "", 69, "address verification is not available"),
     ]
     for args, text, code, msg in cases:
         r = kite.run("sendmail", *args, input=text)
