@@ -18,7 +18,7 @@ import ssl
 import threading
 import time
 
-from aiosmtpd.controller import Controller
+from aiosmtpd.controller import Controller, UnixSocketController
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, syntax
 
@@ -54,6 +54,8 @@ class SinkConfig:
         self.lmtp = kw.get("lmtp", False)
         self.lmtp_rcpt_final = kw.get("lmtp_rcpt_final", {})  # address -> final reply
         self.ehlo_reply = kw.get("ehlo_reply")             # e.g. "502 5.5.1 no EHLO here"
+        self.auth_mechs = kw.get("auth_mechs", "PLAIN LOGIN")
+        self.unix_socket = kw.get("unix_socket")           # listen on a UNIX socket (LMTP)
 
 
 class _Handler:
@@ -68,7 +70,7 @@ class _Handler:
         if cfg.tls_context is not None and not server._tls_protocol:
             kws.append("STARTTLS")
         if cfg.auth and (server._tls_protocol or cfg.tls_context is None):
-            kws.append("AUTH PLAIN LOGIN")
+            kws.append("AUTH " + cfg.auth_mechs)
         kws = [k for k in kws if k.split()[0].upper() not in cfg.hide]
         for i, k in enumerate(kws):
             out.append("250-" + k)
@@ -238,6 +240,14 @@ class _Controller(Controller):
         return cls(self.handler, **kw)
 
 
+class _UnixController(UnixSocketController):
+    def __init__(self, sink, **kw):
+        self.sink = sink
+        super().__init__(_Handler(sink), unix_socket=sink.config.unix_socket, **kw)
+
+    factory = _Controller.factory
+
+
 class Sink:
     """Start with Sink(port=N, **config); .messages, .dialogue, .stop()."""
 
@@ -250,7 +260,7 @@ class Sink:
         self.auth_log = []
         self.connections = 0
         self._lock = threading.Lock()
-        self._controller = _Controller(self)
+        self._controller = _UnixController(self) if self.config.unix_socket else _Controller(self)
         self._controller.start()
 
     def size_limit(self):

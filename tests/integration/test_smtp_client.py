@@ -512,3 +512,54 @@ def test_slow_server_times_out_and_defers(kite, sink_port):
         assert sink.messages == []
     finally:
         sink.stop()
+
+
+def test_lmtp_over_unix_socket(kite):
+    import tempfile
+    d = tempfile.mkdtemp(prefix="kite-lmtp-")
+    os.chmod(d, 0o755)
+    path = os.path.join(d, "lmtp")
+    sink = Sink(0, lmtp=True, unix_socket=path, keywords=["PIPELINING", "ENHANCEDSTATUSCODES"])
+    try:
+        os.chmod(path, 0o666)
+        kite.set(transport_maps="inline:{unix.test=lmtp:unix:%s}" % path)
+        kite.master_cf(kite.default_master_cf() + "lmtp unix - - n - - smtp\n")
+        kite.start()
+        submit(kite, "bob@unix.test")
+        sink.wait_messages(1)
+        assert any(t.upper().startswith("LHLO") for t in sink.commands())
+        kite.wait_log(r"to=<bob@unix\.test>, relay=%s, .*status=sent" % re.escape(path))
+    finally:
+        sink.stop()
+
+
+def test_auth_login_when_plain_not_offered(kite, sink_port):
+    sink = Sink(sink_port, auth=("relayuser", "s3cret"), auth_mechs="LOGIN")
+    try:
+        pw = kite.confdir / "sasl_passwd"
+        pw.write_text("[127.0.0.1]:%d relayuser:s3cret\n" % sink_port)
+        relay_to(kite, sink_port, smtp_sasl_auth_enable="yes", smtp_sasl_password_maps="texthash:%s" % pw,
+                 smtp_sasl_security_options="noanonymous")
+        kite.start()
+        submit(kite, "bob@remote.test")
+        sink.wait_messages(1)
+        assert sink.auth_log and sink.auth_log[0][:2] == ("LOGIN", "relayuser")
+    finally:
+        sink.stop()
+
+
+def test_domain_without_mx_uses_its_address(kite, sink_port):
+    # "localhost" has no MX record in the test DNS: fall back to its address.
+    dns = DNSServer({"localhost": {}})
+    sink = Sink(sink_port)
+    try:
+        kite.set(smtp_dns_resolver_address=dns.address, inet_protocols="ipv4",
+                 transport_maps="inline:{nomx.test=smtp:localhost:%d}" % sink_port)
+        kite.start()
+        submit(kite, "bob@nomx.test")
+        sink.wait_messages(1)
+        assert ("localhost", 15) in dns.queries
+        kite.wait_log(r"to=<bob@nomx\.test>, relay=localhost\[127\.0\.0\.1\]:%d, .*status=sent" % sink_port)
+    finally:
+        sink.stop()
+        dns.stop()
