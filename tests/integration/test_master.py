@@ -466,6 +466,16 @@ def test_root_refuses_root_mail_owner(kite):
     assert "must not have root privileges" in res.stderr
 
 
+def test_root_refuses_missing_mail_owner(kite):
+    kite.as_root_with_mail_owner()
+    kite.set(mail_owner="no-such-kite-user")
+    kite.master_cf(cf_testd(kite))
+    res = kite.start(check=False)
+    assert res.returncode != 0
+    assert "no-such-kite-user" in res.stderr
+    assert kite.master_pid() is None
+
+
 def test_root_queue_owners_and_modes(kite):
     kite.as_root_with_mail_owner()
     import grp
