@@ -5,6 +5,7 @@ real mailboxes. Until the whole mail path is built the tests skip.
 """
 
 import os
+import subprocess
 import re
 import smtplib
 import time
@@ -216,6 +217,26 @@ def test_pipe_gets_clean_environment(kite):
     assert env["PATH"] == "/usr/bin:/bin"
     assert env["ORIGINAL_RECIPIENT"] == f"{user}@kite.test"
     assert "KITE_CONFIG_DIR" not in env
+
+
+def test_pipe_over_time_limit_is_killed_and_bounced(kite):
+    need_mail_path()
+    user = kite.user
+    work = kite.base / "work"
+    work.mkdir()
+    fwd = work / "fwd"
+    fwd.write_text("\"|/bin/sleep 30\"\n")
+    os.chmod(fwd, 0o644)
+    chown_to_instance(kite, work, fwd)
+    kite.set(forward_path=str(fwd), command_time_limit="1s")
+    kite.start()
+    t0 = time.time()
+    send(kite, "alice@example.org", [f"{user}@kite.test"], message(b"slow", b"x\r\n"))
+    kite.wait_log(rf"to=<{user}@kite\.test>, relay=local, .*dsn=5\.3\.0, status=bounced \(command time limit "
+                  rf"exceeded", timeout=20)
+    assert time.time() - t0 < 15
+    left = subprocess.run(["pgrep", "-f", "^/bin/sleep 30$"], capture_output=True, text=True).stdout.split()
+    assert left == []
 
 
 def test_delivered_to_loop_bounces(kite):
