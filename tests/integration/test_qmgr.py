@@ -418,6 +418,37 @@ def test_lifetime_expiry_bounces_deferred_recipients(kite):
 
 
 @needs_daemons
+def test_bounce_queue_lifetime_applies_to_notices_only(kite):
+    agent = setup_instance(kite, maximal_queue_lifetime="1d", bounce_queue_lifetime="3s")
+    agent.set("slow@example.com defer 4.4.1 no answer")
+    kite.start()
+    notice = write_message(kite, "", ["slow@example.com"], arrival=time.time() - 10)
+    normal = write_message(kite, "s@example.org", ["slow@example.com"], arrival=time.time() - 10)
+    qmgr_request(kite, "incoming")
+    kite.wait_log(re.escape(notice) + r": from=<>, status=expired, returned to sender")
+    kite.wait_log(re.escape(normal) + r": to=<slow@example\.com>, .*status=deferred")
+    assert not re.search(re.escape(normal) + r": from=<s@example\.org>, status=expired", kite.log_text())
+
+
+@needs_daemons
+def test_message_active_limit_bounds_the_active_queue(kite):
+    agent = setup_instance(kite, qmgr_message_active_limit="2")
+    agent.set("@slow.test sleep1 2.0.0 delivered")
+    kite.start()
+    ids = [write_message(kite, "s@example.org", ["u%d@slow.test" % i]) for i in range(6)]
+    qmgr_request(kite, "incoming")
+    most = 0
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        most = max(most, len(queue_files(kite, "active")))
+        if all(re.search(re.escape(q) + r": removed", kite.log_text()) for q in ids):
+            break
+        time.sleep(0.02)
+    assert all(re.search(re.escape(q) + r": removed", kite.log_text()) for q in ids)
+    assert 1 <= most <= 2
+
+
+@needs_daemons
 def test_fair_rotation_between_destinations(kite):
     """A destination with a long backlog does not starve a small one."""
     agent = setup_instance(kite, testagent_destination_concurrency_limit="1")
