@@ -239,6 +239,15 @@ def test_pipe_over_time_limit_is_killed_and_bounced(kite):
     assert left == []
 
 
+def test_unprivileged_instance_refuses_other_users(kite):
+    if kite.uid == 0 or kite.root_mode:
+        pytest.skip("needs an unprivileged instance")
+    kite.start()
+    send(kite, "alice@example.org", ["daemon@kite.test"], message(b"other user", b"x\r\n"))
+    kite.wait_log(r"to=<daemon@kite\.test>, relay=local, .*dsn=4\.3\.0, status=deferred \(an unprivileged mail "
+                  r"system cannot deliver as user \"daemon\"", timeout=20)
+
+
 def test_delivered_to_loop_bounces(kite):
     need_mail_path()
     kite.start()
