@@ -99,6 +99,7 @@ class _SinkMixin:
     def connection_made(self, transport):
         super().connection_made(transport)
         self.sink._log("connect")
+        self.sink.peers.append(transport.get_extra_info("peername"))
         if self.sink.config.greeting:
             # Refuse at the greeting, then hang up.
             transport.write((self.sink.config.greeting + "\r\n").encode())
@@ -258,6 +259,7 @@ class Sink:
         self.messages = []
         self.dialogue = []          # (text, pending_flag)
         self.auth_log = []
+        self.peers = []
         self.connections = 0
         self._lock = threading.Lock()
         self._controller = _UnixController(self) if self.config.unix_socket else _Controller(self)

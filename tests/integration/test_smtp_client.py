@@ -563,3 +563,40 @@ def test_domain_without_mx_uses_its_address(kite, sink_port):
     finally:
         sink.stop()
         dns.stop()
+
+
+def test_bind_address_is_the_source(kite, sink_port):
+    sink = Sink(sink_port)
+    try:
+        relay_to(kite, sink_port, smtp_bind_address="127.0.0.5", inet_protocols="ipv4")
+        kite.start()
+        submit(kite, "bob@remote.test")
+        sink.wait_messages(1)
+        assert sink.peers[-1][0] == "127.0.0.5"
+    finally:
+        sink.stop()
+
+
+def test_tls_encrypt_succeeds_with_starttls(kite, sink_port, certs):
+    sink = Sink(sink_port, tls_context=server_tls(certs))
+    try:
+        relay_to(kite, sink_port, smtp_tls_security_level="encrypt")
+        kite.start()
+        submit(kite, "bob@remote.test")
+        sink.wait_messages(1)
+        kite.wait_log(r"TLS connection established to 127\.0\.0\.1\[127\.0\.0\.1\]:%d" % sink_port)
+    finally:
+        sink.stop()
+
+
+def test_tls_policy_map_raises_the_level_for_one_destination(kite, sink_port):
+    sink = Sink(sink_port)
+    try:
+        relay_to(kite, sink_port, smtp_tls_security_level="may",
+                 smtp_tls_policy_maps="inline:{[127.0.0.1]:%d=encrypt}" % sink_port)
+        kite.start()
+        submit(kite, "bob@remote.test")
+        kite.wait_log(r"to=<bob@remote\.test>, .*status=deferred \(TLS is required, but was not offered by host")
+        assert sink.messages == []
+    finally:
+        sink.stop()
