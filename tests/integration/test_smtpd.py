@@ -554,6 +554,20 @@ def test_error_limits_and_timeout(kite):
     kite.wait_log(r"timeout after CONNECT from")
 
 
+def test_error_delay_grows_past_the_soft_limit(kite):
+    start(kite, smtpd_soft_error_limit=1, smtpd_hard_error_limit=10, smtpd_error_sleep_time="1s")
+    r = Raw(kite.port)
+    r.cmd("EHLO c.example")
+    delays = []
+    for _ in range(3):
+        t0 = time.time()
+        assert r.cmd("BOGUS").startswith("502")
+        delays.append(time.time() - t0)
+    r.close()
+    # error 1: 1 s, error 2: 2 s, error 3: 3 s (Postfix's growing delay)
+    assert 0.8 < delays[0] < 1.8 and 1.8 < delays[1] < 2.8 and 2.8 < delays[2] < 3.8, delays
+
+
 # ---- STARTTLS --------------------------------------------------------------
 
 
