@@ -140,8 +140,11 @@ def test_hostile_maildrop_files_go_to_corrupt(kite):
     kite.start()
     maildrop = Path(kite.queue_dir) / "maildrop"
     # Garbage under a valid-looking ID, and a truncated copy of a real submission.
-    (maildrop / "0TP8ZAAAAAA000AAAA").write_bytes(b"V\x00\x00\x00\x05KITE1garbage")
-    os.chown(maildrop / "0TP8ZAAAAAA000AAAA", kite.uid, kite.gid)
+    # Made complete and owned first, then renamed in: pickup may scan at any moment.
+    staged = Path(kite.queue_dir) / "0TP8ZAAAAAA000AAAA.staged"
+    staged.write_bytes(b"V\x00\x00\x00\x05KITE1garbage")
+    os.chown(staged, kite.uid, kite.gid)
+    os.rename(staged, maildrop / "0TP8ZAAAAAA000AAAA")
     # kitedrop's trigger makes pickup scan maildrop/.
     submit(kite, "-f", "a@example.com", "b@example.com", text="Subject: fine\n\nx\n")
     kite.wait_log(r"maildrop/0TP8ZAAAAAA000AAAA: .*; moved to corrupt")
@@ -164,9 +167,10 @@ def test_pickup_refuses_attributes_not_on_the_allow_list(kite):
     data = (rec("V", "KITE1") + rec("Z", "%020d" % len(body)) + rec("W", "0" * 20)
             + rec("A", f"uid={kite.uid}") + rec("A", "sender=a@b") + rec("A", "client_addr=192.0.2.1")
             + rec("R", "-x@example.com") + rec("M", "") + rec("C", body) + rec("E", ""))
-    path = maildrop / "0TP8ZBBBBBB000BBBB"
-    path.write_bytes(data)
-    os.chown(path, kite.uid, kite.gid)
+    staged = Path(kite.queue_dir) / "0TP8ZBBBBBB000BBBB.staged"
+    staged.write_bytes(data)
+    os.chown(staged, kite.uid, kite.gid)
+    os.rename(staged, maildrop / "0TP8ZBBBBBB000BBBB")
     submit(kite, "-f", "a@example.com", "b@example.com", text="Subject: fine\n\nx\n")
     kite.wait_log(r"maildrop/0TP8ZBBBBBB000BBBB: attribute not allowed in maildrop; moved to corrupt")
 
