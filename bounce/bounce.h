@@ -15,6 +15,7 @@
 #define DSN_KIND_FAILURE 0 /* request "bounce" */
 #define DSN_KIND_DELAY 1   /* request "delay" */
 #define DSN_KIND_SUCCESS 2 /* request "success" */
+#define DSN_KIND_VERIFY 3  /* request "verify": a sendmail -bv report */
 
 /* Where the original message comes from, chunk by chunk (CRLF lines). */
 typedef ssize_t (*dsn_content_fn)(void *ctx, const char **data);

@@ -43,6 +43,8 @@ static int dsn_entry_wanted(int kind, const bounce_log_entry *e)
         return e->result.status != DELIVER_OK && (notify == 0 || (notify & QF_NOTIFY_DELAY));
     case DSN_KIND_SUCCESS:
         return e->result.status == DELIVER_OK && (notify & QF_NOTIFY_SUCCESS);
+    case DSN_KIND_VERIFY:
+        return 1; /* a probe reports every recipient, whatever NOTIFY says */
     }
     return 0;
 }
@@ -159,6 +161,9 @@ static void dsn_human(dsn_out *o, const dsn_notice *n)
         dsn_line(o, "Your message has not been delivered yet to the recipients listed");
         dsn_line(o, "below. There is no need to send it again: delivery will be");
         dsn_line(o, "retried until %s.", date);
+    } else if (n->kind == DSN_KIND_VERIFY) {
+        dsn_line(o, "Enclosed is the mail delivery report that you requested. No mail");
+        dsn_line(o, "was delivered: each recipient was only checked for deliverability.");
     } else {
         dsn_line(o, "Your message was delivered to the recipients listed below, as");
         dsn_line(o, "you asked to be told.");
@@ -187,6 +192,10 @@ static const char *dsn_action(const dsn_notice *n, const bounce_log_entry *e)
     /* A recipient in a failure notice failed, whatever the last attempt said (e.g. expiry). */
     if (n->kind == DSN_KIND_FAILURE)
         return "failed";
+    if (n->kind == DSN_KIND_VERIFY)
+        return e->result.status == DELIVER_OK       ? "deliverable"
+               : e->result.status == DELIVER_DEFER ? "delayed"
+                                                   : "undeliverable";
     if (e->result.action && *e->result.action && strcmp(e->result.action, "failed") != 0)
         return e->result.action;
     return n->kind == DSN_KIND_FAILURE ? "failed" : n->kind == DSN_KIND_DELAY ? "delayed" : "delivered";
@@ -225,7 +234,7 @@ static void dsn_status_part(dsn_out *o, const dsn_notice *n)
             dsn_line(o, "Remote-MTA: %s", dsn_ascii(&tmp, e->result.remote_mta));
         if (e->result.diag)
             dsn_line(o, "Diagnostic-Code: %s", dsn_ascii(&tmp, e->result.diag));
-        else if (n->kind != DSN_KIND_SUCCESS)
+        else if (n->kind != DSN_KIND_SUCCESS && e->result.reason)
             dsn_line(o, "Diagnostic-Code: X-Kite; %s", dsn_ascii(&tmp, e->result.reason));
         dsn_format_date(date, sizeof(date), (time_t) e->when);
         dsn_line(o, "Last-Attempt-Date: %s", date);
@@ -323,6 +332,8 @@ int dsn_write(const dsn_notice *n, dsn_write_fn fn, void *ctx)
         dsn_line(&o, "Subject: Undelivered mail returned to sender");
     else if (n->kind == DSN_KIND_DELAY)
         dsn_line(&o, "Subject: Delayed mail (delivery is still being tried)");
+    else if (n->kind == DSN_KIND_VERIFY)
+        dsn_line(&o, "Subject: Mail Delivery Status Report");
     else
         dsn_line(&o, "Subject: Mail delivery report");
     dsn_line(&o, "To: %s", n->to);

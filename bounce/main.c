@@ -52,6 +52,8 @@ static void bounce_service(stream *client, const char *service, char **argv)
         k = DSN_KIND_DELAY;
     else if (strcmp(kind, "success") == 0)
         k = DSN_KIND_SUCCESS;
+    else if (strcmp(kind, "verify") == 0)
+        k = DSN_KIND_VERIFY;
     else {
         msg_warn("bounce: unknown request \"%.40s\"", kind);
         goto out;

@@ -57,7 +57,7 @@ static int notify_finish(int kind, const char *queue_id)
 {
     if (kind == DSN_KIND_FAILURE)
         return bounce_log_remove(MAIL_QUEUE_BOUNCE, queue_id);
-    if (kind == DSN_KIND_SUCCESS)
+    if (kind == DSN_KIND_SUCCESS || kind == DSN_KIND_VERIFY)
         return bounce_log_remove(MAIL_QUEUE_TRACE, queue_id);
     return 0;
 }

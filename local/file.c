@@ -70,14 +70,14 @@ void local_file(local_ctx *c, const char *path)
         local_status_set(&st, DELIVER_BOUNCE, "5.7.1", "mail to file is restricted");
     } else if (path[0] != '/' || strstr(path, "/../") || (len >= 3 && strcmp(path + len - 3, "/..") == 0)) {
         local_status_set(&st, DELIVER_BOUNCE, "5.3.5", "bad file name: %s", path);
-    } else if (path[len - 1] == '/') {
+    } else if (path[len - 1] == '/' || local_verify(c)) {
         local_mailbox_at(c, c->owner, path, 0, var_mailbox_size_limit, &st);
     } else {
         file_job j = {c->msg, path, c->sender, c->delivered_to};
 
         local_run_as(c->owner, NULL, file_child, &j, LOCAL_CHILD_TIMEOUT, &st);
     }
-    if (st.status == DELIVER_OK && path[len - 1] != '/')
+    if (st.status == DELIVER_OK && path[len - 1] != '/' && !local_verify(c))
         local_status_set(&st, DELIVER_OK, "2.0.0", "delivered to file: %s", path);
     local_result(c, c->address, &st);
     local_status_free(&st);

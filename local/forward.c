@@ -179,6 +179,16 @@ void local_forward_add(local_ctx *c, const char *addr)
     const char *dt = c->parent ? c->parent->address : c->address;
     local_fwd *f = NULL;
 
+    if (local_verify(c)) {
+        /* A probe reports where the mail would go; nothing is forwarded. */
+        local_status st;
+
+        local_status_init(&st);
+        local_status_set(&st, DELIVER_OK, "2.0.0", "deliverable via local (forwarded to %s)", addr);
+        local_result(c, addr, &st);
+        local_status_free(&st);
+        return;
+    }
     for (size_t i = 0; i < acc->nfwd; i++)
         if (strcmp(acc->fwd[i].sender, c->sender) == 0 && strcmp(acc->fwd[i].delivered_to, dt) == 0)
             f = &acc->fwd[i];

@@ -58,6 +58,9 @@ typedef struct local_msg {
     double start; /* when delivery of this recipient began */
 } local_msg;
 
+/* local_verify - the request is a probe (sendmail -bv): resolve, write nothing, run nothing */
+#define local_verify(c) (((c)->msg->req->flags & DELIVER_FLAG_VERIFY) != 0)
+
 /* One step of an expansion: the address at hand and how we got here. */
 typedef struct local_ctx {
     local_msg *msg;

@@ -231,6 +231,10 @@ void local_mailbox_at(local_ctx *c, const local_user *u, const char *path, int s
 {
     size_t len = strlen(path);
 
+    if (local_verify(c)) {
+        local_status_set(st, DELIVER_OK, "2.0.0", "deliverable via local");
+        return;
+    }
     if (len > 0 && path[len - 1] == '/') {
         maildir_job mj = {c->msg, path, c->sender, c->delivered_to, limit};
 

@@ -247,6 +247,10 @@ void local_pipe(local_ctx *c, const char *command)
         local_status_set(&st, DELIVER_BOUNCE, "5.7.1", "mail to command is restricted");
         goto done;
     }
+    if (local_verify(c)) {
+        local_status_set(&st, DELIVER_OK, "2.0.0", "deliverable via local");
+        goto done;
+    }
     env[n++] = pipe_env("PATH", "/usr/bin:/bin");
     env[n++] = pipe_env("SENDER", c->sender);
     env[n++] = pipe_env("RECIPIENT", c->address);

@@ -128,6 +128,18 @@ void qmgr_message_result(qmgr_message *m, size_t rcpt, const deliver_result *res
 
     if (r->state == QMGR_RCPT_TODO || r->state == QMGR_RCPT_BUSY)
         m->unfinished--;
+    if (m->req.flags & DELIVER_FLAG_VERIFY) {
+        /* A probe: every outcome goes to the trace log and the recipient is done (one attempt). */
+        if (bounce_log_append(MAIL_QUEUE_TRACE, m->id, &r->dr, res) < 0) {
+            msg_warn("%s: trace log append failed; recipient %s stays deferred", m->id, r->dr.address);
+            r->state = QMGR_RCPT_DEFERRED;
+            m->deferred = 1;
+            return;
+        }
+        m->traced = 1;
+        r->state = QMGR_RCPT_DONE;
+        return;
+    }
     switch (res->status) {
     case DELIVER_OK:
         if ((r->dr.notify & QF_NOTIFY_SUCCESS) || res->relayed_no_dsn) {
@@ -311,7 +323,7 @@ void qmgr_message_check_done(qmgr_message *m)
             notices_ok = 0;
     }
     if (all_done && notices_ok && m->traced) {
-        if (request_notice(m, "success") == 0)
+        if (request_notice(m, (m->req.flags & DELIVER_FLAG_VERIFY) ? "verify" : "success") == 0)
             m->traced = 0;
         else
             notices_ok = 0;
@@ -390,6 +402,9 @@ static int envelope(qmgr_message *m, const qfile *q, vbuf *why)
     v = qfile_attr(q, "origin");
     if (v && strcmp(v, "bounce") == 0)
         m->req.flags |= DELIVER_FLAG_BOUNCE;
+    v = qfile_attr(q, "verify");
+    if (v && strcmp(v, "1") == 0)
+        m->req.flags |= DELIVER_FLAG_VERIFY;
     m->req.size = q->size;
     m->warn_time = q->warn_time;
     return 0;
@@ -419,7 +434,7 @@ static void route(qmgr_message *m, size_t i)
         res.relay = "none";
         deliver_log(&m->req, &r->dr, &res, 0, 0);
         qmgr_message_result(m, i, &res);
-        if (bounce && r->state == QMGR_RCPT_DONE)
+        if (r->state == QMGR_RCPT_DONE)
             (void) qmgr_message_mark_done(m, &i, 1);
     } else {
         qmgr_dest *d = qmgr_dest_get(vbuf_str(&rr.transport), vbuf_str(&rr.nexthop));

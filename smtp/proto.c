@@ -726,6 +726,7 @@ static int transaction(attempt *at, smtp_session *ss)
     int body = req->body;
     int use_bdat;
     int pipelined = (ss->features & SMTP_FEAT_PIPELINING) != 0;
+    int verify = (req->flags & DELIVER_FLAG_VERIFY) != 0; /* sendmail -bv: RCPT decides, no DATA */
     int code, ret = SESS_DONE;
     char dsn[16];
     size_t sent_rcpts = 0;
@@ -788,7 +789,7 @@ static int transaction(attempt *at, smtp_session *ss)
                 goto broken_write;
             sent_rcpts++;
         }
-        if (!use_bdat && stream_write(ss->s, "DATA\r\n", 6) < 0)
+        if (!use_bdat && !verify && stream_write(ss->s, "DATA\r\n", 6) < 0)
             goto broken_write;
         if (stream_flush(ss->s) < 0)
             goto broken_write;
@@ -805,7 +806,7 @@ static int transaction(attempt *at, smtp_session *ss)
         server_said(&reason, ss, &r, "MAIL FROM");
         vbuf_printf(&diag, "smtp; %s", vbuf_str(&r.text));
         /* Drain the pipelined replies; they are 5xx/503 now. */
-        for (size_t i = 0; pipelined && i < sent_rcpts + (use_bdat ? 0 : 1) && !ss->broken; i++) {
+        for (size_t i = 0; pipelined && i < sent_rcpts + (use_bdat || verify ? 0 : 1) && !ss->broken; i++) {
             smtp_reply junk;
 
             smtp_reply_init(&junk);
@@ -850,6 +851,20 @@ static int transaction(attempt *at, smtp_session *ss)
             set_result(rs, code / 100 == 4 ? DELIVER_DEFER : DELIVER_BOUNCE, dsn, reason.data, ss->relay.data,
                        mta.data, diag.data, 0);
         }
+    }
+    if (verify) {
+        /* A probe: the RCPT reply is the answer; RSET ends the transaction (RFC 5321 §4.1.1.5). */
+        vbuf_reset(&reason);
+        vbuf_printf(&reason, "deliverable via %s[%s]", ss->host, ss->addr);
+        for (size_t i = 0; i < at->nrcpt; i++) {
+            rcpt_state *rs = &at->rs[i];
+
+            if (!rs->accepted || rs->done)
+                continue;
+            /* The report's "deliverable" comes from the status; the protocol carries RFC 3464 actions. */
+            set_result(rs, DELIVER_OK, "2.0.0", reason.data, ss->relay.data, mta.data, NULL, 0);
+        }
+        goto reset;
     }
     if (use_bdat) {
         if (accepted_count(at) == 0)

@@ -430,12 +430,7 @@ int main(int argc, char **argv)
 
         sm_exec(var_daemon_directory, "smtpd", args);
     }
-    case SM_MODE_VERIFY:
-        /*
-         * A probe needs the delivery agents' verify mode, which is not
-         * there yet: refuse clearly rather than deliver a real message.
-         */
-        sm_die(EX_UNAVAILABLE, "-bv: address verification is not available in this version; nothing was sent");
+    case SM_MODE_VERIFY:    /* a probe (verify=1): the agents resolve, bounce reports */
     case SM_MODE_DELIVER:
         return sm_submit(&o);
     case SM_MODE_DAEMON:

@@ -78,7 +78,7 @@ def test_sendmail_exit_codes(kite):
         (("-N", "sometimes", "a@b"), "", 64, "bad -N"),
         (("-Q",), "", 64, "unknown option"),
         (("-t",), "Subject: none\n\nx\n", 65, "No recipient addresses found in message header"),
-        (("-bv", "bob@sandbox.test"), "", 69, "address verification is not available"),
+        (("-bv",), "", 64, "Recipient addresses must be specified"),
     ]
     for args, text, code, msg in cases:
         r = kite.run("sendmail", *args, input=text)
@@ -87,6 +87,42 @@ def test_sendmail_exit_codes(kite):
     time.sleep(0.5)
     assert queue_files(kite, "maildrop") == []
     assert queue_files(kite, "incoming") == []
+
+
+@pytest.mark.skipif(not DELIVERY, reason="needs qmgr and local")
+def test_sendmail_bv_reports_without_delivering(kite):
+    """-bv: every recipient is resolved as for delivery, the sender gets one
+    report (deliverable / undeliverable), and nothing is delivered."""
+    kite.start()
+    r = kite.run("sendmail", "-f", "alice@sandbox.test", "-bv", "bob@sandbox.test", "nobody-such@kite.test",
+                 input="")
+    assert r.returncode == 0, r.stderr
+    assert "Mail Delivery Status Report will be mailed to <alice@sandbox.test>" in r.stdout
+    (path,) = wait_until(lambda: mailbox(kite, "alice"), timeout=20, what="verify report", kite=kite)
+    report = path.read_text(errors="replace")
+    assert re.search(r"^Subject: Mail Delivery Status Report\s*$", report, re.M), report
+    assert "report-type=delivery-status" in report
+    blocks = {}
+    for block in re.split(r"\r?\n\r?\n", report):
+        m = re.search(r"^Final-Recipient: rfc822; (\S+)", block, re.M)
+        if m:
+            blocks[m.group(1)] = block
+    assert set(blocks) == {"bob@sandbox.test", "nobody-such@kite.test"}, report
+    assert re.search(r"^Action: deliverable\s*$", blocks["bob@sandbox.test"], re.M)
+    assert re.search(r"^Status: 2\.\d+\.\d+\s*$", blocks["bob@sandbox.test"], re.M)
+    assert re.search(r"^Diagnostic-Code: .*deliverable via local", blocks["bob@sandbox.test"], re.M)
+    assert re.search(r"^Action: undeliverable\s*$", blocks["nobody-such@kite.test"], re.M)
+    assert re.search(r"^Status: 5\.1\.1\s*$", blocks["nobody-such@kite.test"], re.M)
+    assert re.search(r"^Diagnostic-Code: .*unknown user", blocks["nobody-such@kite.test"], re.M)
+    # The probe itself is gone, bob got nothing, and no one else got mail.
+    kite.wait_log(r"status=deliverable", timeout=10)
+    kite.wait_log(r"status=undeliverable", timeout=10)
+    wait_until(lambda: not any(queue_files(kite, q) for q in ("incoming", "active", "deferred", "maildrop")),
+               what="empty queue", kite=kite)
+    time.sleep(1)
+    assert mailbox(kite, "bob") == []
+    assert queue_files(kite, "trace") == [] and queue_files(kite, "bounce") == [] and queue_files(kite, "defer") == []
+    assert len(mailbox(kite, "alice")) == 1
 
 
 def test_sendmail_dot_ends_input_unless_i(kite):
