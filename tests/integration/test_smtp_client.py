@@ -600,3 +600,49 @@ def test_tls_policy_map_raises_the_level_for_one_destination(kite, sink_port):
         assert sink.messages == []
     finally:
         sink.stop()
+
+
+def _maildir_new(kite, user):
+    d = kite.maildir(user) / "new"
+    return sorted(d.iterdir()) if d.exists() else []
+
+
+def test_verify_probe_asks_rcpt_and_never_sends_data(kite, sink_port):
+    """sendmail -bv towards a remote hop: RCPT replies decide (2xx deliverable,
+    4xx delayed, 5xx undeliverable), the transaction ends with RSET, no DATA."""
+    sink = Sink(sink_port, rcpt_replies={"nobody@remote.test": "550 5.1.1 <nobody@remote.test>: no such user",
+                                         "later@remote.test": "451 4.3.0 try again later"})
+    try:
+        relay_to(kite, sink_port)
+        kite.start()
+        r = kite.run("sendmail", "-f", "alice@sandbox.test", "-bv", "bob@remote.test", "nobody@remote.test",
+                     "later@remote.test", input="")
+        assert r.returncode == 0, r.stderr
+        deadline = time.time() + 30
+        while not _maildir_new(kite, "alice") and time.time() < deadline:
+            time.sleep(0.1)
+        (path,) = _maildir_new(kite, "alice")
+        report = path.read_text(errors="replace")
+        blocks = {}
+        for block in re.split(r"\r?\n\r?\n", report):
+            m = re.search(r"^Final-Recipient: rfc822; (\S+)", block, re.M)
+            if m:
+                blocks[m.group(1)] = block
+        assert set(blocks) == {"bob@remote.test", "nobody@remote.test", "later@remote.test"}, report
+        assert re.search(r"^Action: deliverable\s*$", blocks["bob@remote.test"], re.M), report
+        assert re.search(r"deliverable via 127\.0\.0\.1\[127\.0\.0\.1\]", blocks["bob@remote.test"]), report
+        assert re.search(r"^Action: undeliverable\s*$", blocks["nobody@remote.test"], re.M), report
+        assert re.search(r"^Status: 5\.1\.1\s*$", blocks["nobody@remote.test"], re.M), report
+        assert re.search(r"^Diagnostic-Code: smtp; 550 5\.1\.1", blocks["nobody@remote.test"], re.M), report
+        assert re.search(r"^Action: delayed\s*$", blocks["later@remote.test"], re.M), report
+        assert re.search(r"^Status: 4\.3\.0\s*$", blocks["later@remote.test"], re.M), report
+        cmds = [c.split(":")[0].split()[0].upper() for c in sink.commands()]
+        assert "RCPT" in cmds and "RSET" in cmds, cmds
+        assert "DATA" not in cmds and "BDAT" not in cmds, cmds
+        assert sink.messages == []
+        # One attempt only: the probe left the queue although a recipient was deferred.
+        for q in ("active", "deferred", "incoming", "defer", "bounce", "trace"):
+            d = kite.queue_dir / q
+            assert not d.exists() or not [p for p in d.rglob("*") if p.is_file()], q
+    finally:
+        sink.stop()
