@@ -125,6 +125,36 @@ def test_sendmail_bv_reports_without_delivering(kite):
     assert len(mailbox(kite, "alice")) == 1
 
 
+@pytest.mark.skipif(not DELIVERY, reason="needs qmgr and local")
+def test_sendmail_bv_expands_aliases_but_runs_and_writes_nothing(kite):
+    """A probe to an alias with an address, a command and a file is resolved
+    through the alias; the command is not run, the file not written, nothing
+    forwarded."""
+    from test_aliases import aliases
+    from test_local import chown_to_instance, need_mail_path
+
+    need_mail_path()
+    work = kite.base / "work"
+    work.mkdir()
+    chown_to_instance(kite, work)
+    aliases(kite, f"team: bob@sandbox.test, \"|/bin/cat > {work}/piped\", {work}/archive\n")
+    kite.start()
+    r = kite.run("sendmail", "-f", "alice@sandbox.test", "-bv", "team@kite.test", input="")
+    assert r.returncode == 0, r.stderr
+    (path,) = wait_until(lambda: mailbox(kite, "alice"), timeout=20, what="verify report", kite=kite)
+    report = path.read_text(errors="replace")
+    assert re.search(r"^Final-Recipient: rfc822; team@kite\.test\s*$", report, re.M), report
+    assert re.search(r"^Action: deliverable\s*$", report, re.M), report
+    assert not re.search(r"^Action: (?!deliverable)", report, re.M), report
+    wait_until(lambda: not any(queue_files(kite, q) for q in ("incoming", "active", "deferred")),
+               what="empty queue", kite=kite)
+    time.sleep(1)
+    assert not (work / "piped").exists()
+    assert not (work / "archive").exists()
+    assert mailbox(kite, "bob") == []
+    assert len(mailbox(kite, "alice")) == 1
+
+
 def test_sendmail_dot_ends_input_unless_i(kite):
     hold_everything(kite)
     kite.start()
