@@ -33,6 +33,9 @@ static int dsn_entry_wanted(int kind, const bounce_log_entry *e)
 {
     int notify = e->rcpt.notify;
 
+    /* A probe's report (sendmail -bv) lists every recipient: the report is what was asked for. */
+    if (kind == DSN_KIND_VERIFY)
+        return 1;
     /* The log a record sits in says what happened; NOTIFY says who wants to hear it. */
     if (notify & QF_NOTIFY_NEVER)
         return 0;
@@ -43,8 +46,6 @@ static int dsn_entry_wanted(int kind, const bounce_log_entry *e)
         return e->result.status != DELIVER_OK && (notify == 0 || (notify & QF_NOTIFY_DELAY));
     case DSN_KIND_SUCCESS:
         return e->result.status == DELIVER_OK && (notify & QF_NOTIFY_SUCCESS);
-    case DSN_KIND_VERIFY:
-        return 1; /* a probe reports every recipient, whatever NOTIFY says */
     }
     return 0;
 }

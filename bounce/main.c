@@ -2,7 +2,7 @@
  * bounce - the delivery status notification service (private/bounce).
  *
  * Greets with {protocol = "bounce"}, reads one request
- * {request = "bounce" | "delay" | "success", queue_id, queue_name} and
+ * {request = "bounce" | "delay" | "success" | "verify", queue_id, queue_name} and
  * answers {status = 0} once the notice is queued (or none was owed), or a
  * non-zero status when qmgr must ask again later. Runs as mail_owner in
  * queue_directory; trusts nothing in the request beyond its validation here.

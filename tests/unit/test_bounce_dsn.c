@@ -306,6 +306,42 @@ static void free_entries(bounce_log_entry *list, size_t n)
     xfree(list);
 }
 
+/* A verify report: its own Subject, deliverable / undeliverable / delayed per recipient, a Diagnostic-Code each */
+static void test_dsn_verify_report_names_each_outcome(void **state)
+{
+    static const struct {
+        int status;
+        const char *dsn, *action;
+    } rows[] = {
+        {0, "2.0.0", "Action: deliverable\r\n"},
+        {1, "4.3.0", "Action: delayed\r\n"},
+        {2, "5.1.1", "Action: undeliverable\r\n"},
+    };
+
+    (void) state;
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        chunker c = {original, sizeof(original) - 1, 0, 4096};
+        dsn_notice n;
+        vbuf out;
+
+        fill(rows[i].status, rows[i].dsn, rows[i].status == 0 ? "delivered" : "failed");
+        entries[1].result.diag = NULL; /* the local one: the reason is the diagnostic */
+        notice(&n, DSN_KIND_VERIFY, &c);
+        n.ret_hdrs = 1;
+        n.nentries = 1;
+        vbuf_init(&out, 0);
+        assert_int_equal(dsn_write(&n, to_vbuf, &out), 0);
+        assert_non_null(strstr(out.data, "Subject: Mail Delivery Status Report\r\n"));
+        assert_non_null(strstr(out.data, "report-type=delivery-status"));
+        assert_non_null(strstr(out.data, rows[i].action));
+        assert_null(strstr(out.data, "Action: delivered"));
+        assert_null(strstr(out.data, "Action: failed"));
+        assert_non_null(strstr(out.data, "Diagnostic-Code: X-Kite; unknown user: \"bob\"\r\n"));
+        assert_non_null(strstr(out.data, "No mail\r\nwas delivered"));
+        vbuf_release(&out);
+    }
+}
+
 static void test_dsn_select_honours_notify_and_keeps_latest(void **state)
 {
     static const struct {
@@ -323,6 +359,9 @@ static void test_dsn_select_honours_notify_and_keeps_latest(void **state)
         {DSN_KIND_SUCCESS, 0, QF_NOTIFY_NEVER | QF_NOTIFY_SUCCESS, 0},
         {DSN_KIND_FAILURE, 1, 0, 1}, /* expired while deferred: still a failure */
         {DSN_KIND_DELAY, 0, QF_NOTIFY_DELAY, 0},
+        {DSN_KIND_VERIFY, 0, 0, 1}, /* a probe's report lists every recipient */
+        {DSN_KIND_VERIFY, 1, QF_NOTIFY_FAILURE, 1},
+        {DSN_KIND_VERIFY, 2, QF_NOTIFY_NEVER, 1},
     };
     bounce_log_entry *list;
 
@@ -357,6 +396,7 @@ int main(void)
         cmocka_unit_test(test_dsn_control_characters_never_reach_fields),
         cmocka_unit_test(test_dsn_writer_failure_is_reported),
         cmocka_unit_test(test_dsn_select_honours_notify_and_keeps_latest),
+        cmocka_unit_test(test_dsn_verify_report_names_each_outcome),
     };
 
     (void) setenv("TZ", "UTC", 1);
