@@ -473,6 +473,7 @@ int qfile_finish(qfile_writer *w, vbuf *err)
     char digits[QFILE_SLOT_DIGITS + 1];
     vbuf final;
     int dfd;
+    int dir_errno;
 
     if (w->state == QW_ENVELOPE && qw_emit(w, 'M', "", 0) == 0)
         w->state = QW_CONTENT;
@@ -514,8 +515,17 @@ int qfile_finish(qfile_writer *w, vbuf *err)
     /* The directory that now holds the name is the one to sync. */
     *strrchr(final.data, '/') = 0;
     dfd = open(final.data, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    dir_errno = errno;
     vbuf_release(&final);
-    if (dfd < 0 || qw_fsync(dfd) < 0) {
+    if (dfd < 0 && dir_errno == EACCES) {
+        /*
+         * maildrop/ is write-only for the submitting group (mode 1730), so
+         * kitedrop cannot open it to sync the new name. The file itself is
+         * synced; as with Postfix's postdrop, the entry is left to the file
+         * system, and pickup finds the file once it is there.
+         */
+    } else if (dfd < 0 || qw_fsync(dfd) < 0) {
+        errno = dfd < 0 ? dir_errno : errno;
         /* The file is renamed but not known to be durable: report failure,
          * leaving the file (it is complete and valid; a later scan finds it). */
         vbuf_printf(err, "%s: fsync directory %s: %s", w->id, w->queue, strerror(errno));
@@ -528,7 +538,8 @@ int qfile_finish(qfile_writer *w, vbuf *err)
         qfile_abort(w);
         return -1;
     }
-    (void) close(dfd);
+    if (dfd >= 0)
+        (void) close(dfd);
     if (close(w->fd) < 0) {
         w->fd = -1;
         vbuf_printf(err, "%s: close: %s", w->id, strerror(errno));
