@@ -1,7 +1,7 @@
 /*
  * status - per-target outcomes: setting them, logging them in Postfix's
  * format (deliver_log), and folding them into the one result per recipient
- * that qmgr gets (defer beats bounce beats sent).
+ * that qmgr receives (defer beats bounce beats sent).
  */
 #include <stdarg.h>
 #include <stdio.h>

@@ -126,7 +126,7 @@ void qmgr_message_result(qmgr_message *m, size_t rcpt, const deliver_result *res
 {
     qmgr_rcpt *r = &m->rcpts[rcpt];
 
-    if (r->state == QMGR_RCPT_TODO || r->state == QMGR_RCPT_BUSY)
+    if (r->state == QMGR_RCPT_QUEUED || r->state == QMGR_RCPT_BUSY)
         m->unfinished--;
     if (m->req.flags & DELIVER_FLAG_VERIFY) {
         /* A probe: every outcome goes to the trace log and the recipient is done (one attempt). */
@@ -522,7 +522,7 @@ qmgr_message *qmgr_message_load(const char *queue, const char *id)
             continue; /* finished in an earlier round */
         r = &m->rcpts[m->nrcpt++];
         r->index = i;
-        r->state = QMGR_RCPT_TODO;
+        r->state = QMGR_RCPT_QUEUED;
         r->dr.index = (long) i;
         r->dr.address = xstrdup(qr->address);
         r->dr.orcpt = qr->orcpt ? xstrdup(qr->orcpt) : NULL;

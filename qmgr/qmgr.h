@@ -30,7 +30,7 @@ typedef struct qmgr_message qmgr_message;
 
 /* Recipient state within one active round. */
 #define QMGR_RCPT_DONE     0            /* done before, or finished this round */
-#define QMGR_RCPT_TODO     1            /* waiting in its destination */
+#define QMGR_RCPT_QUEUED     1            /* waiting in its destination */
 #define QMGR_RCPT_BUSY     2            /* in a delivery */
 #define QMGR_RCPT_DEFERRED 3            /* deferred this round */
 
@@ -48,7 +48,7 @@ struct qmgr_message {
     deliver_request req;                /* envelope template for requests */
     qmgr_rcpt *rcpts;
     size_t nrcpt;
-    size_t unfinished;                  /* TODO + BUSY */
+    size_t unfinished;                  /* QUEUED + BUSY */
     long long warn_time;
     int bounced;                        /* bounce/ID has records */
     int traced;                         /* trace/ID has records */
@@ -57,15 +57,15 @@ struct qmgr_message {
 };
 
 /* One destination: a (transport, next hop) pair with its queue of work. */
-typedef struct qmgr_todo {
+typedef struct qmgr_pending {
     qmgr_message *msg;
     size_t rcpt;                        /* index into msg->rcpts */
-    struct qmgr_todo *next;
-} qmgr_todo;
+    struct qmgr_pending *next;
+} qmgr_pending;
 
 struct qmgr_dest {
     char *transport, *nexthop;
-    qmgr_todo *head, *tail;
+    qmgr_pending *head, *tail;
     size_t ntodo;
     int active;                         /* deliveries in flight */
     int limit;                          /* concurrency */

@@ -88,7 +88,7 @@ static void dest_free_if_idle(qmgr_dest *d)
 /* qmgr_dest_add - queue one recipient at its destination */
 void qmgr_dest_add(qmgr_dest *d, qmgr_message *m, size_t rcpt)
 {
-    qmgr_todo *t = xmalloc(sizeof(*t));
+    qmgr_pending *t = xmalloc(sizeof(*t));
 
     t->msg = m;
     t->rcpt = rcpt;
@@ -126,7 +126,7 @@ static void defer_waiting(qmgr_dest *d)
     vbuf_printf(&reason, "delivery temporarily suspended: %s",
                 d->dead_reason ? d->dead_reason : "destination unreachable");
     while (d->head) {
-        qmgr_todo *t = d->head;
+        qmgr_pending *t = d->head;
         size_t i;
 
         d->head = t->next;
@@ -196,7 +196,7 @@ static int start_one(qmgr_dest *d)
     qmgr_message *m = d->head->msg;
     size_t *rcpts = xcalloc((size_t) d->rcpt_limit, sizeof(*rcpts));
     size_t n = 0;
-    qmgr_todo **pp = &d->head, *t;
+    qmgr_pending **pp = &d->head, *t;
 
     /* Recipients of one message were queued together: take them from the head. */
     while ((t = *pp) != NULL && n < (size_t) d->rcpt_limit) {
