@@ -55,6 +55,25 @@ void map_lines_init(map_lines *ml, const char *name, const char *text, size_t le
 int map_lines_next(map_lines *ml, vbuf *err);
 void map_lines_release(map_lines *ml);
 
+/*
+ * map_nest - if/endif nesting of pattern tables (pcre:, cidr:). Each open
+ * "if" is remembered with its rule index and line; errors name file:line.
+ */
+typedef struct map_nest {
+    struct map_nest_if {
+        size_t index;
+        int line;
+    } *open;
+    size_t depth, space, max;
+} map_nest;
+
+int map_nest_if(map_nest *n, size_t index, const char *name, int line, vbuf *err);
+/* map_nest_endif - the index of the matching "if", or -1 (err set) */
+long map_nest_endif(map_nest *n, const char *name, int line, vbuf *err);
+/* map_nest_finish - 0, or -1 (err set) when an "if" is still open; frees n */
+int map_nest_finish(map_nest *n, const char *name, vbuf *err);
+void map_nest_release(map_nest *n);
+
 /* Type constructors (name is what follows "type:"). */
 map *map_db_open(const char *spec, const char *type, const char *name, int flags, vbuf *err);
 map *map_pcre_open_text(const char *spec, const char *name, const char *text, size_t len, int flags, vbuf *err);

@@ -359,7 +359,7 @@ static void pcre_close(map *m)
 map *map_pcre_open_text(const char *spec, const char *name, const char *text, size_t len, int flags, vbuf *err)
 {
     pcre_table *t = xcalloc(1, sizeof(*t));
-    size_t *stack = NULL, depth = 0, space = 0;
+    map_nest nest = {NULL, 0, 0, PCRE_NEST_MAX};
     uint32_t maxcap = 0;
     map_lines ml;
     map *m;
@@ -381,31 +381,24 @@ map *map_pcre_open_text(const char *spec, const char *name, const char *text, si
         if (rule->re && pcre2_pattern_info(rule->re, PCRE2_INFO_CAPTURECOUNT, &ncap) == 0 && ncap > maxcap)
             maxcap = ncap;
         if (rule->kind == RULE_IF) {
-            if (depth == PCRE_NEST_MAX) {
-                map_seterr(err, "%s:%d: \"if\" nested too deeply", name, rule->line);
+            if (map_nest_if(&nest, t->count - 1, name, rule->line, err) < 0) {
                 r = -1;
                 break;
             }
-            if (depth == space) {
-                space = space ? space * 2 : 8;
-                stack = xreallocarray(stack, space, sizeof(*stack));
-            }
-            stack[depth++] = t->count - 1;
         } else if (rule->kind == RULE_ENDIF) {
-            if (depth == 0) {
-                map_seterr(err, "%s:%d: \"endif\" without \"if\"", name, rule->line);
+            long opened = map_nest_endif(&nest, name, rule->line, err);
+
+            if (opened < 0) {
                 r = -1;
                 break;
             }
-            t->rules[stack[--depth]].endif = t->count - 1;
+            t->rules[opened].endif = t->count - 1;
         }
     }
-    if (r == 0 && depth > 0) {
-        map_seterr(err, "%s:%d: \"if\" without \"endif\"", name, t->rules[stack[depth - 1]].line);
-        r = -1;
-    }
+    if (r == 0)
+        r = map_nest_finish(&nest, name, err);
+    map_nest_release(&nest);
     map_lines_release(&ml);
-    xfree(stack);
     if (r < 0) {
         table_free(t);
         return NULL;

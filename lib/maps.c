@@ -624,3 +624,51 @@ done:
     vbuf_release(&key);
     return r;
 }
+
+/* map_nest_if - open an "if" at rule index; -1 when nested too deeply */
+int map_nest_if(map_nest *n, size_t index, const char *name, int line, vbuf *err)
+{
+    if (n->depth == n->max) {
+        map_seterr(err, "%s:%d: \"if\" nested too deeply", name, line);
+        return -1;
+    }
+    if (n->depth == n->space) {
+        n->space = n->space ? n->space * 2 : 8;
+        n->open = xreallocarray(n->open, n->space, sizeof(*n->open));
+    }
+    n->open[n->depth].index = index;
+    n->open[n->depth].line = line;
+    n->depth++;
+    return 0;
+}
+
+/* map_nest_endif - close the innermost "if"; its rule index, or -1 */
+long map_nest_endif(map_nest *n, const char *name, int line, vbuf *err)
+{
+    if (n->depth == 0) {
+        map_seterr(err, "%s:%d: \"endif\" without \"if\"", name, line);
+        return -1;
+    }
+    return (long) n->open[--n->depth].index;
+}
+
+/* map_nest_finish - every "if" must be closed; frees n */
+int map_nest_finish(map_nest *n, const char *name, vbuf *err)
+{
+    int r = 0;
+
+    if (n->depth > 0) {
+        map_seterr(err, "%s:%d: \"if\" without \"endif\"", name, n->open[n->depth - 1].line);
+        r = -1;
+    }
+    map_nest_release(n);
+    return r;
+}
+
+/* map_nest_release - free n's storage */
+void map_nest_release(map_nest *n)
+{
+    xfree(n->open);
+    n->open = NULL;
+    n->depth = n->space = 0;
+}
