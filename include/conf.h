@@ -43,6 +43,15 @@ const char *conf_dir_default(void);
 int conf_load(const char *confdir);
 void conf_load_or_die(const char *confdir);
 
+/*
+ * conf_dir_allowed_setgid - may a set-gid program (kitedrop, kitequeue) run
+ * by an ordinary user use CONFDIR? Yes for the built-in directory, and for
+ * one listed in alternate_config_directories or multi_instance_directories
+ * of the built-in directory's main.cf (Postfix's rule). Leaves no
+ * configuration loaded: the caller loads the one it may use.
+ */
+int conf_dir_allowed_setgid(const char *confdir);
+
 /* conf_override - like a main.cf line, wins over the file (-o name=value) */
 void conf_override(const char *name, const char *value);
 int conf_override_arg(const char *arg);     /* "name=value"; -1 if malformed */

@@ -669,6 +669,34 @@ int conf_load(const char *confdir)
     return errors;
 }
 
+/* dir_listed - is DIR one of the words of LIST (commas, white space) */
+static int dir_listed(const char *list, const char *dir)
+{
+    char *copy = xstrdup(list ? list : "");
+    char *cursor = copy, *w;
+    int hit = 0;
+
+    while (!hit && (w = str_token(&cursor, CHARS_COMMA_SPACE)) != NULL)
+        hit = strcmp(w, dir) == 0;
+    xfree(copy);
+    return hit;
+}
+
+int conf_dir_allowed_setgid(const char *confdir)
+{
+    int ok;
+
+    if (strcmp(confdir, KITE_DEF_CONFIG_DIR) == 0)
+        return 1;
+    /* Only the administrator's main.cf may widen the choice. */
+    conf_reset();
+    ok = conf_load(KITE_DEF_CONFIG_DIR) == 0 &&
+         (dir_listed(var_alternate_config_directories, confdir) ||
+          dir_listed(var_multi_instance_directories, confdir));
+    conf_reset();
+    return ok;
+}
+
 void conf_load_or_die(const char *confdir)
 {
     if (conf_load(confdir) > 0)

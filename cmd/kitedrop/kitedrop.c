@@ -94,20 +94,19 @@ int main(int argc, char **argv)
             return EX_USAGE;
         }
     }
-    if (getegid() != getgid() && getuid() != 0) {
-        /*
-         * Set-gid for an ordinary user: only the built-in configuration,
-         * never one the user points us at (its queue_directory or
-         * maillog_file would be used with our group's rights).
-         */
-        if (confdir != NULL && strcmp(confdir, KITE_DEF_CONFIG_DIR) != 0) {
-            fprintf(stderr, "kitedrop: -c is not allowed for unprivileged users\n");
-            return EX_USAGE;
-        }
-        confdir = KITE_DEF_CONFIG_DIR;
-    }
     if (confdir == NULL)
         confdir = conf_dir_default();
+    if (getegid() != getgid() && getuid() != 0 && !conf_dir_allowed_setgid(confdir)) {
+        /*
+         * Set-gid for an ordinary user: never a configuration the user
+         * points us at (its queue_directory or maillog_file would be used
+         * with our group's rights), unless the administrator listed it in
+         * alternate_config_directories.
+         */
+        fprintf(stderr, "kitedrop: %s is not the built-in configuration directory (%s) nor listed in its "
+                        "alternate_config_directories\n", confdir, KITE_DEF_CONFIG_DIR);
+        return EX_USAGE;
+    }
     if (conf_load(confdir) > 0)
         return EX_CONFIG;
     {

@@ -365,14 +365,17 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: kitequeue [-c confdir] [-v] -p | -j | -f | -s site | -i queue_id\n");
         return EX_USAGE;
     }
-    if (getegid() != getgid() && getuid() != 0) {
-        /* Installed set-gid (to reach public/): only the built-in configuration. */
-        if (kq_confdir != NULL && strcmp(kq_confdir, KITE_DEF_CONFIG_DIR) != 0)
-            kq_fatal(EX_USAGE, "-c is not allowed for unprivileged users");
-        kq_confdir = KITE_DEF_CONFIG_DIR;
-    }
     if (kq_confdir == NULL)
         kq_confdir = conf_dir_default();
+    /* Installed set-gid (to reach public/): the built-in configuration or one the administrator allows. */
+    if (getegid() != getgid() && getuid() != 0 && !conf_dir_allowed_setgid(kq_confdir)) {
+        vbuf why;
+
+        vbuf_init(&why, 0);
+        vbuf_printf(&why, "%s is not the built-in configuration directory nor listed in its "
+                          "alternate_config_directories", kq_confdir);
+        kq_fatal(EX_USAGE, vbuf_str(&why));
+    }
     if (conf_load(kq_confdir) > 0)
         kq_fatal(EX_CONFIG, "configuration errors");
     memset(&sa, 0, sizeof(sa));

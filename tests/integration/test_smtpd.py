@@ -1038,14 +1038,38 @@ def test_delay_reject_no_rejects_at_each_stage(kite):
     kite.wait_log(r"NOQUEUE: reject: CONNECT from \w+\[127\.0\.0\.1\]: 554 5\.7\.1")
 
 
-@pytest.mark.xfail(reason="a set-gid kitedrop accepts only the built-in configuration directory, and this "
-                          "test instance has its own; smtpd's side hands the records over and reports the verdict")
-def test_standalone_as_ordinary_user_goes_through_kitedrop(kite):
-    """sendmail -bs by a user who can't reach cleanup: smtpd -S writes via setgid kitedrop."""
+@pytest.fixture
+def builtin_main_cf(kite):
+    """The built-in configuration directory's main.cf, written for one test.
+
+    Set-gid programs take their list of other allowed configuration
+    directories from there only. Skipped where a real installation owns it.
+    """
     if os.geteuid() != 0:
-        pytest.skip("needs root to act as another user and install a setgid kitedrop")
+        pytest.skip("needs root to write the built-in configuration directory")
+    r = kite.run("kiteconf", "-d", "-h", "config_directory")
+    assert r.returncode == 0, r.stderr
+    builtin = Path(r.stdout.strip())
+    main_cf = builtin / "main.cf"
+    if main_cf.exists():
+        pytest.skip(f"{main_cf} exists (an installed Kite); not touching it")
+    made = []
+    for d in reversed([builtin] + list(builtin.parents)):
+        if not d.exists():
+            d.mkdir()
+            made.append(d)
+    yield main_cf
+    main_cf.unlink(missing_ok=True)
+    for d in reversed(made):
+        d.rmdir()
+
+
+def standalone_as_nobody(kite, builtin_main_cf, listed):
+    """sendmail -bs by a user who can't reach cleanup: smtpd -S hands the
+    message to a set-gid kitedrop, pointed at this instance's directory."""
     if not (BIN_DIR / "kitedrop").exists():
         pytest.skip("kitedrop not built")
+    builtin_main_cf.write_text(f"alternate_config_directories = /nonexistent {kite.confdir if listed else ''}\n")
     sbin = kite.base / "sbin"
     sbin.mkdir()
     shutil.copy(BIN_DIR / "kitedrop", sbin / "kitedrop")
@@ -1055,17 +1079,31 @@ def test_standalone_as_ordinary_user_goes_through_kitedrop(kite):
     start(kite, command_directory=str(sbin))
     # maillog_file is the instance user's; let the other user append (syslog needs no such step).
     os.chmod(kite.log, 0o666)
-    p = subprocess.run([str(LIBEXEC / "smtpd"), "-S", "-c", str(kite.confdir)],
-                       input=b"EHLO local\r\nMAIL FROM:<nobody@kite.test> ENVID=e1\r\n"
-                             b"RCPT TO:<alice@sandbox.test> NOTIFY=NEVER\r\nDATA\r\n"
-                             b"Subject: via kitedrop\r\n\r\nbody\r\n.\r\nQUIT\r\n",
-                       capture_output=True, timeout=30, cwd="/", env=kite.env(), user=65534, group=65534,
-                       extra_groups=[])
+    return subprocess.run([str(LIBEXEC / "smtpd"), "-S", "-c", str(kite.confdir)],
+                          input=b"EHLO local\r\nMAIL FROM:<nobody@kite.test> ENVID=e1\r\n"
+                                b"RCPT TO:<alice@sandbox.test> NOTIFY=NEVER\r\nDATA\r\n"
+                                b"Subject: via kitedrop\r\n\r\nbody\r\n.\r\nQUIT\r\n",
+                          capture_output=True, timeout=30, cwd="/", env=kite.env(), user=65534, group=65534,
+                          extra_groups=[])
+
+
+def test_standalone_as_ordinary_user_goes_through_kitedrop(kite, builtin_main_cf):
+    p = standalone_as_nobody(kite, builtin_main_cf, listed=True)
     out = p.stdout.decode(errors="replace")
     assert "250 2.0.0 Ok: queued\r\n" in out, out + p.stderr.decode(errors="replace")
     files = [f for f in (kite.queue_dir / "maildrop").iterdir() if f.is_file()]
     assert len(files) == 1
+    assert files[0].stat().st_gid == kite.gid     # written with kitedrop's group, by nobody
     attrs, rcpts, content = read_qfile(files[0])
     assert attrs["sender"] == "nobody@kite.test" and attrs["envid"] == "e1"
     assert rcpts[0]["R"] == "alice@sandbox.test" and int(rcpts[0]["N"]) == 1
     assert b"Subject: via kitedrop\r\n" in content
+
+
+def test_setgid_kitedrop_refuses_an_unlisted_configuration(kite, builtin_main_cf):
+    p = standalone_as_nobody(kite, builtin_main_cf, listed=False)
+    out = p.stdout.decode(errors="replace")
+    assert "250 2.0.0 Ok: queued" not in out
+    assert re.search(r"^4\d\d |^5\d\d ", out, re.M), out
+    assert "alternate_config_directories" in p.stderr.decode(errors="replace") + kite.log_tail(40)
+    assert not [f for f in (kite.queue_dir / "maildrop").iterdir() if f.is_file()]
