@@ -5,24 +5,15 @@ configuration directory, or one that directory's main.cf lists in
 alternate_config_directories (or multi_instance_directories).
 """
 
-import os
-import shutil
 import subprocess
 
 import pytest
 
-from conftest import BIN
-from test_smtpd import builtin_main_cf  # noqa: F401  (a fixture)
+from test_smtpd import builtin_main_cf, setgid_copy  # noqa: F401  (builtin_main_cf is a fixture)
 
 
 def setgid_kitequeue(kite):
-    sbin = kite.base / "sbin"
-    sbin.mkdir()
-    shutil.copy(BIN / "kitequeue", sbin / "kitequeue")
-    os.chown(sbin / "kitequeue", 0, kite.gid)
-    os.chmod(sbin / "kitequeue", 0o2755)
-    os.chmod(sbin, 0o755)
-    return sbin / "kitequeue"
+    return setgid_copy(kite, "kitequeue")
 
 
 def as_nobody(kite, argv):

@@ -1064,18 +1064,24 @@ def builtin_main_cf(kite):
         d.rmdir()
 
 
+def setgid_copy(kite, name):
+    """A copy of build/bin/NAME, set-gid to the instance's group, in kite.base/sbin."""
+    sbin = kite.base / "sbin"
+    sbin.mkdir(exist_ok=True)
+    os.chmod(sbin, 0o755)
+    shutil.copy(BIN_DIR / name, sbin / name)
+    os.chown(sbin / name, 0, kite.gid)
+    os.chmod(sbin / name, 0o2755)
+    return sbin / name
+
+
 def standalone_as_nobody(kite, builtin_main_cf, listed):
     """sendmail -bs by a user who can't reach cleanup: smtpd -S hands the
     message to a set-gid kitedrop, pointed at this instance's directory."""
     if not (BIN_DIR / "kitedrop").exists():
         pytest.skip("kitedrop not built")
     builtin_main_cf.write_text(f"alternate_config_directories = /nonexistent {kite.confdir if listed else ''}\n")
-    sbin = kite.base / "sbin"
-    sbin.mkdir()
-    shutil.copy(BIN_DIR / "kitedrop", sbin / "kitedrop")
-    os.chown(sbin / "kitedrop", 0, kite.gid)
-    os.chmod(sbin / "kitedrop", 0o2755)
-    os.chmod(sbin, 0o755)
+    sbin = setgid_copy(kite, "kitedrop").parent
     start(kite, command_directory=str(sbin))
     # maillog_file is the instance user's; let the other user append (syslog needs no such step).
     os.chmod(kite.log, 0o666)
