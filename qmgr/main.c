@@ -162,7 +162,7 @@ static void flush_all_one(const char *queue, const char *id, void *ctx)
 
 /* What a flush_site request asks for. */
 typedef struct flush_site_req {
-    const char *site;
+    char *site;
     int flags; /* QMGR_SITE_* */
 } flush_site_req;
 
@@ -188,6 +188,22 @@ static void flush_site_one(const char *queue, const char *id, void *ctx)
     }
     vbuf_release(&path);
     vbuf_release(&err);
+}
+
+/*
+ * flush_site_scan - the deferred/ scan of a flush_site request. It runs
+ * from a timer, after the answer went out: the client (smtpd's ETRN waits
+ * for it) never waits for a scan as long as the deferred queue.
+ */
+static void flush_site_scan(void *ctx)
+{
+    flush_site_req *fs = ctx;
+
+    if (mail_queue_scan(MAIL_QUEUE_DEFERRED, flush_site_one, fs) < 0 && errno != ENOENT)
+        msg_warn("scan %s: %m", MAIL_QUEUE_DEFERRED);
+    qmgr_kick();
+    xfree(fs->site);
+    xfree(fs);
 }
 
 /* site_ok - a flush_site argument: a domain or an address literal, bounded */
@@ -275,12 +291,13 @@ static void qmgr_service(stream *client, attr_list *request, const char *service
             status = 1;
             vbuf_set(&text, "bad or missing site");
         } else {
-            flush_site_req fs = {site, subdomains ? QMGR_SITE_SUBDOMAINS : 0};
+            flush_site_req *fs = xcalloc(1, sizeof(*fs));
 
+            fs->site = xstrdup(site);
+            fs->flags = subdomains ? QMGR_SITE_SUBDOMAINS : 0;
             msg_info("flush request for %s%s", subdomains ? "@" : "", site);
             qmgr_dest_revive(site);
-            (void) mail_queue_scan(MAIL_QUEUE_DEFERRED, flush_site_one, &fs);
-            qmgr_kick();
+            event_timer_set(flush_site_scan, fs, 0);
             vbuf_printf(&text, "queuing started for %s%s", subdomains ? "@" : "", site);
         }
     } else if (strcmp(req, "deliver") == 0) {

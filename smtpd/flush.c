@@ -36,6 +36,7 @@ int smtpd_flush_site(const char *site, int subdomains, vbuf *why)
     int timeout = var_trigger_timeout > 0 && var_trigger_timeout < 3600 ? (int) var_trigger_timeout : 10;
     attr_list *frame;
     stream *s;
+    time_t deadline = time(NULL) + timeout;
     int fd, st, ret = -1;
 
     vbuf_reset(why);
@@ -45,7 +46,7 @@ int smtpd_flush_site(const char *site, int subdomains, vbuf *why)
     }
     s = stream_open(fd);
     stream_set_timeout(s, timeout);
-    stream_set_deadline(s, time(NULL) + timeout);
+    stream_set_deadline(s, deadline); /* connecting counts, too */
     frame = attr_new();
     attr_put_str(frame, "request", "flush_site");
     attr_put_str(frame, "site", site);
