@@ -1,9 +1,11 @@
 /*
  * fuzz_smtpd - libFuzzer target: arbitrary bytes from a client, fed to the
  * whole smtpd state machine (command parser, DATA/BDAT, AUTH dialogue,
- * restrictions) over a real socketpair. cleanup is replaced by an
+ * restrictions, ETRN) over a real socketpair. cleanup is replaced by an
  * in-memory stand-in (this is the only place smtpd uses one), which checks
- * that nothing is ever handed over after a content error.
+ * that nothing is ever handed over after a content error; so is the
+ * queue manager's flush_site request, which checks that ETRN only ever
+ * passes on a well-formed, eligible name.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +19,7 @@
 #include "../smtpd/bdat.c"
 #include "../smtpd/check.c"
 #include "../smtpd/data.c"
+#include "../smtpd/etrn.c"
 #include "../smtpd/proto.c"
 #include "../smtpd/tls.c"
 #include "conf.h"
@@ -81,6 +84,24 @@ void smtpd_queue_abort(smtpd_session *s)
     s->queue = NULL;
 }
 
+/* ---- the qmgr stand-in ---- */
+
+/* smtpd_flush_site - ETRN's request: only a checked name of a fast-flush domain gets here */
+int smtpd_flush_site(const char *site, int subdomains, vbuf *why)
+{
+    vbuf name;
+    int kind;
+
+    vbuf_init(&name, 0);
+    if (smtpd_etrn_parse(site, &name, &kind) != 0 || kind != SMTPD_ETRN_DOMAIN || strcmp(vbuf_str(&name), site) != 0 ||
+        smtpd_check_fast_flush(site) != 1 || (subdomains != 0 && subdomains != 1))
+        abort();
+    vbuf_release(&name);
+    /* Every outcome a real qmgr can give. */
+    vbuf_set(why, "stand-in");
+    return (int) (strlen(site) % 3) - 1;
+}
+
 static int initialized;
 
 /* setup - a configuration that exercises most paths */
@@ -99,6 +120,8 @@ static void setup(void)
     conf_override("smtpd_sasl_password_maps", "static:{{PLAIN}secret}");
     conf_override("smtpd_peername_lookup", "no");
     conf_override("smtpd_max_line_length", "200");
+    conf_override("relay_domains", "relay.example");
+    conf_override("smtpd_etrn_restrictions", "check_etrn_access inline:{blocked.relay.example=REJECT}, permit");
     if (conf_load("/nonexistent") != 0)
         abort();
     msg_stderr(0);

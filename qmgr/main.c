@@ -7,7 +7,9 @@
  *   wakeup        master's timer: scan incoming/
  *   flush         all deferred mail now (kitequeue -f)
  *   flush_site    site=DOMAIN: deferred mail for that destination now
- *                 (ETRN, kitequeue -s)
+ *                 (ETRN, kitequeue -s): a pending recipient in that domain
+ *                 or with that next hop; with subdomains=1 (ETRN @DOMAIN,
+ *                 RFC 1985 §5) also in its subdomains
  *   deliver       queue_id=ID: that message now (kitequeue -i)
  *   stop          start no new deliveries; continue: start them again
  * Timers scan incoming/ and deferred/ every queue_run_delay. At start,
@@ -158,10 +160,16 @@ static void flush_all_one(const char *queue, const char *id, void *ctx)
     make_due(queue, id);
 }
 
+/* What a flush_site request asks for. */
+typedef struct flush_site_req {
+    char *site;
+    int flags; /* QMGR_SITE_* */
+} flush_site_req;
+
 /* flush_site_one - deferred mail with a pending recipient for the site is due now */
 static void flush_site_one(const char *queue, const char *id, void *ctx)
 {
-    const char *site = ctx;
+    const flush_site_req *fs = ctx;
     vbuf path, err;
     qfile *q;
 
@@ -169,7 +177,7 @@ static void flush_site_one(const char *queue, const char *id, void *ctx)
     vbuf_init(&err, 0);
     mail_queue_path(&path, queue, id);
     if ((q = qfile_open(vbuf_str(&path), 0, &err)) != NULL) {
-        if (qmgr_message_has_site(q, site)) {
+        if (qmgr_message_has_site(q, fs->site, fs->flags | QMGR_SITE_REVIVE)) {
             make_due(queue, id);
             if (room())
                 (void) qmgr_message_load(queue, id);
@@ -180,6 +188,22 @@ static void flush_site_one(const char *queue, const char *id, void *ctx)
     }
     vbuf_release(&path);
     vbuf_release(&err);
+}
+
+/*
+ * flush_site_scan - the deferred/ scan of a flush_site request. It runs
+ * from a timer, after the answer went out: the client (smtpd's ETRN waits
+ * for it) never waits for a scan as long as the deferred queue.
+ */
+static void flush_site_scan(void *ctx)
+{
+    flush_site_req *fs = ctx;
+
+    if (mail_queue_scan(MAIL_QUEUE_DEFERRED, flush_site_one, fs) < 0 && errno != ENOENT)
+        msg_warn("scan %s: %m", MAIL_QUEUE_DEFERRED);
+    qmgr_kick();
+    xfree(fs->site);
+    xfree(fs);
 }
 
 /* site_ok - a flush_site argument: a domain or an address literal, bounded */
@@ -239,7 +263,9 @@ static void reply(stream *client, int status, const char *text)
 static void qmgr_service(stream *client, attr_list *request, const char *service, char **argv)
 {
     const char *req = NULL, *site = NULL, *id = NULL;
+    long long subdomains = 0;
     attr_spec spec[] = {ATTR_SPEC_STR("request", ATTR_REQUIRED, &req), ATTR_SPEC_STR("site", ATTR_OPTIONAL, &site),
+                        ATTR_SPEC_INT("subdomains", ATTR_OPTIONAL, &subdomains),
                         ATTR_SPEC_STR("queue_id", ATTR_OPTIONAL, &id), ATTR_SPEC_END};
     vbuf text;
     int status = 0;
@@ -261,15 +287,18 @@ static void qmgr_service(stream *client, attr_list *request, const char *service
         event_timer_set(scan_incoming, NULL, 0);
         vbuf_set(&text, "queue flush started");
     } else if (strcmp(req, "flush_site") == 0) {
-        if (site == NULL || !site_ok(site)) {
+        if (site == NULL || !site_ok(site) || subdomains < 0 || subdomains > 1) {
             status = 1;
             vbuf_set(&text, "bad or missing site");
         } else {
-            msg_info("flush request for %s", site);
+            flush_site_req *fs = xcalloc(1, sizeof(*fs));
+
+            fs->site = xstrdup(site);
+            fs->flags = subdomains ? QMGR_SITE_SUBDOMAINS : 0;
+            msg_info("flush request for %s%s", subdomains ? "@" : "", site);
             qmgr_dest_revive(site);
-            (void) mail_queue_scan(MAIL_QUEUE_DEFERRED, flush_site_one, (void *) site);
-            qmgr_kick();
-            vbuf_printf(&text, "queuing started for %s", site);
+            event_timer_set(flush_site_scan, fs, 0);
+            vbuf_printf(&text, "queuing started for %s%s", subdomains ? "@" : "", site);
         }
     } else if (strcmp(req, "deliver") == 0) {
         if (id == NULL || !mail_queue_id_ok(id)) {

@@ -549,23 +549,47 @@ qmgr_message *qmgr_message_load(const char *queue, const char *id)
     return m;
 }
 
-/* qmgr_message_has_site - a pending recipient whose domain or next hop is site */
-int qmgr_message_has_site(const qfile *q, const char *site)
+/* qmgr_site_match - domain is site, or with subdomains one of its subdomains (ETRN @site) */
+int qmgr_site_match(const char *domain, const char *site, int subdomains)
 {
+    size_t dl = strlen(domain), sl = strlen(site);
+
+    if (str_case_eq(domain, site))
+        return 1;
+    if (domain[0] == '[' || site[0] == '[')
+        return 0; /* an address literal has no subdomains */
+    return subdomains && sl > 0 && dl > sl && domain[dl - sl - 1] == '.' && str_case_eq(domain + dl - sl, site);
+}
+
+/*
+ * qmgr_message_has_site - a pending recipient whose domain or next hop is
+ * site (with QMGR_SITE_SUBDOMAINS also a subdomain of it). With
+ * QMGR_SITE_REVIVE every matching recipient's destination is revived, so
+ * that a flush is not answered with "delivery temporarily suspended".
+ */
+int qmgr_message_has_site(const qfile *q, const char *site, int flags)
+{
+    int subdomains = (flags & QMGR_SITE_SUBDOMAINS) != 0;
     resolve_reply rr;
     int found = 0;
 
     resolve_reply_init(&rr);
-    for (size_t i = 0; i < q->nrcpt && !found; i++) {
+    for (size_t i = 0; i < q->nrcpt && (!found || (flags & QMGR_SITE_REVIVE)); i++) {
         const char *at;
+        int resolved, hit;
 
         if (q->rcpts[i].done)
             continue;
         at = strrchr(q->rcpts[i].address, '@');
-        if (at && str_case_eq(at + 1, site))
-            found = 1;
-        else if (resolve_addr(q->rcpts[i].address, &rr) == 0 && str_case_eq(vbuf_str(&rr.nexthop), site))
-            found = 1;
+        hit = at && qmgr_site_match(at + 1, site, subdomains);
+        resolved = (hit && !(flags & QMGR_SITE_REVIVE)) ? 0 : resolve_addr(q->rcpts[i].address, &rr) == 0;
+        if (!hit && resolved && qmgr_site_match(vbuf_str(&rr.nexthop), site, subdomains))
+            hit = 1;
+        if (!hit)
+            continue;
+        found = 1;
+        if ((flags & QMGR_SITE_REVIVE) && resolved)
+            qmgr_dest_revive_dest(vbuf_str(&rr.transport), vbuf_str(&rr.nexthop));
     }
     resolve_reply_free(&rr);
     return found;

@@ -90,7 +90,10 @@ int qmgr_message_mark_done(qmgr_message *m, const size_t *rcpts, size_t n);
 void qmgr_message_defer_rcpt(qmgr_message *m, size_t rcpt, const char *dsn, const char *reason, const char *relay);
 void qmgr_message_check_done(qmgr_message *m);
 qmgr_message *qmgr_message_find(const char *id);
-int qmgr_message_has_site(const qfile *q, const char *site);
+#define QMGR_SITE_SUBDOMAINS (1 << 0) /* ETRN @domain: subdomains of the site too */
+#define QMGR_SITE_REVIVE (1 << 1)     /* revive the destinations of matching recipients */
+int qmgr_message_has_site(const qfile *q, const char *site, int flags);
+int qmgr_site_match(const char *domain, const char *site, int subdomains);
 
 /* sched.c */
 qmgr_dest *qmgr_dest_get(const char *transport, const char *nexthop);
@@ -98,6 +101,7 @@ void qmgr_dest_add(qmgr_dest *d, qmgr_message *m, size_t rcpt);
 void qmgr_schedule(void);
 void qmgr_dest_delivery_done(qmgr_dest *d, int conn_failed, const char *dsn, const char *reason);
 void qmgr_dest_revive(const char *site);    /* NULL: all */
+void qmgr_dest_revive_dest(const char *transport, const char *nexthop);
 int qmgr_dest_is_dead(qmgr_dest *d);
 
 /* agent.c */

@@ -179,6 +179,17 @@ void qmgr_dest_revive(const char *site)
     }
 }
 
+/* qmgr_dest_revive_dest - end the suspension of one (transport, next hop), if known */
+void qmgr_dest_revive_dest(const char *transport, const char *nexthop)
+{
+    for (qmgr_dest *d = qmgr_dests; d; d = d->next) {
+        if (strcmp(d->transport, transport) == 0 && str_case_eq(d->nexthop, nexthop)) {
+            d->dead_until = 0;
+            d->failures = 0;
+        }
+    }
+}
+
 /* transport_active - deliveries in flight for a transport */
 static int transport_active(const char *transport)
 {

@@ -8,7 +8,11 @@
  * and sender lists are evaluated at RCPT time, so the client learns the
  * reason with the recipient. The relay list comes before the recipient
  * list; then, with smtpd_reject_unlisted_recipient, unknown recipients are
- * refused here, never bounced later.
+ * refused here, never bounced later. ETRN has its own list,
+ * smtpd_etrn_restrictions (check_etrn_access looks up the domain and its
+ * parent domains), after the delayed client and HELO lists, and its own
+ * eligibility list, fast_flush_domains (subdomains match, as Postfix's
+ * parent_domain_matches_subdomains default has it).
  *
  * Trusts the configuration; trusts nothing the client says. A table that
  * can't be read defers (4xx), it never lets mail through by accident.
@@ -62,11 +66,12 @@ typedef struct chk_ctx {
     const char *helo;
     const char *sender;
     const char *rcpt;
+    const char *etrn; /* the ETRN domain, while smtpd_etrn_restrictions run */
     char reply[1024];
 } chk_ctx;
 
-static restriction_list client_list, helo_list, sender_list, relay_list, rcpt_list, data_list;
-static domain_list mydest_list, relay_domain_list, vmbox_domain_list, valias_domain_list;
+static restriction_list client_list, helo_list, sender_list, relay_list, rcpt_list, data_list, etrn_list;
+static domain_list mydest_list, relay_domain_list, vmbox_domain_list, valias_domain_list, fast_flush_list;
 static maps *local_rcpt_maps, *alias_maps_tab, *vmbox_maps, *valias_maps;
 static int local_rcpt_passwd; /* local_recipient_maps includes the passwd file */
 static int local_rcpt_check;  /* check local recipients at all */
@@ -326,10 +331,12 @@ static void check_free(void)
     list_free(&relay_list);
     list_free(&rcpt_list);
     list_free(&data_list);
+    list_free(&etrn_list);
     domains_free(&mydest_list);
     domains_free(&relay_domain_list);
     domains_free(&vmbox_domain_list);
     domains_free(&valias_domain_list);
+    domains_free(&fast_flush_list);
     maps_release(&local_rcpt_maps);
     maps_release(&alias_maps_tab);
     maps_release(&vmbox_maps);
@@ -359,10 +366,12 @@ void smtpd_check_init(void)
     list_parse(&relay_list, "smtpd_relay_restrictions", var_smtpd_relay_restrictions);
     list_parse(&rcpt_list, "smtpd_recipient_restrictions", var_smtpd_recipient_restrictions);
     list_parse(&data_list, "smtpd_data_restrictions", var_smtpd_data_restrictions);
+    list_parse(&etrn_list, "smtpd_etrn_restrictions", var_smtpd_etrn_restrictions);
     domains_parse(&mydest_list, "mydestination", var_mydestination, 0);
     domains_parse(&relay_domain_list, "relay_domains", var_relay_domains, 1);
     domains_parse(&vmbox_domain_list, "virtual_mailbox_domains", var_virtual_mailbox_domains, 0);
     domains_parse(&valias_domain_list, "virtual_alias_domains", var_virtual_alias_domains, 0);
+    domains_parse(&fast_flush_list, "fast_flush_domains", var_fast_flush_domains, 1);
     vmbox_maps = maps_open("virtual_mailbox_maps", var_virtual_mailbox_maps, 0);
     valias_maps = maps_open("virtual_alias_maps", var_virtual_alias_maps, 0);
     alias_maps_tab = maps_open("alias_maps", var_alias_maps, 0);
@@ -706,6 +715,24 @@ static int check_helo_access(chk_ctx *c, restriction *r)
     return access_lookup(c, r, keys, n, c->helo, "Helo command");
 }
 
+/* check_etrn_access - the ETRN domain and its parent domains */
+static int check_etrn_access(chk_ctx *c, restriction *r)
+{
+    const char *keys[128];
+    size_t n = 0;
+    const char *p = c->etrn;
+
+    while (p && *p && n < sizeof(keys) / sizeof(keys[0])) {
+        keys[n++] = p;
+        if (r->single_key || *p == '[')
+            break;
+        p = strchr(p, '.');
+        if (p)
+            p++;
+    }
+    return access_lookup(c, r, keys, n, c->etrn, "Etrn command");
+}
+
 /* eval_one - one restriction */
 static int eval_one(chk_ctx *c, restriction *r)
 {
@@ -713,6 +740,10 @@ static int eval_one(chk_ctx *c, restriction *r)
 
     if (strcmp(n, "permit") == 0)
         return CHK_PERMIT;
+    if (strcmp(n, "reject") == 0 && c->etrn)
+        return reject_fmt(c, (int) var_reject_code, "5.7.1", c->etrn, "Etrn command", "Access denied");
+    if (strcmp(n, "defer") == 0 && c->etrn)
+        return reject_fmt(c, (int) var_defer_code, "4.3.2", c->etrn, "Etrn command", "Try again later");
     if (strcmp(n, "reject") == 0) {
         snprintf(c->reply, sizeof(c->reply), "%ld 5.7.1 Access denied", var_reject_code);
         return CHK_REJECT;
@@ -795,6 +826,8 @@ static int eval_one(chk_ctx *c, restriction *r)
         return c->sender ? check_address_access(c, r, c->sender, "Sender address") : CHK_DUNNO;
     if (strcmp(n, "check_recipient_access") == 0)
         return c->rcpt ? check_address_access(c, r, c->rcpt, "Recipient address") : CHK_DUNNO;
+    if (strcmp(n, "check_etrn_access") == 0)
+        return c->etrn ? check_etrn_access(c, r) : CHK_DUNNO;
     msg_warn("unknown smtpd restriction: \"%s\"", n);
     snprintf(c->reply, sizeof(c->reply), "451 4.3.5 Server configuration error");
     return CHK_REJECT;
@@ -821,6 +854,7 @@ static void ctx_init(chk_ctx *c, smtpd_session *s, const char *rcpt)
     c->helo = s->helo.len ? vbuf_str(&s->helo) : NULL;
     c->sender = s->sender;
     c->rcpt = rcpt;
+    c->etrn = NULL;
     c->reply[0] = 0;
 }
 
@@ -896,4 +930,23 @@ const char *smtpd_check_data(smtpd_session *s)
 
     ctx_init(&c, s, s->rcpt_count == 1 ? s->first_rcpt : NULL);
     return eval_list(&c, &data_list) == CHK_REJECT ? verdict(&c) : NULL;
+}
+
+/* smtpd_check_etrn - ETRN: the delayed client and HELO lists, then smtpd_etrn_restrictions */
+const char *smtpd_check_etrn(smtpd_session *s, const char *domain)
+{
+    chk_ctx c;
+
+    ctx_init(&c, s, NULL);
+    if (var_smtpd_delay_reject &&
+        (eval_list(&c, &client_list) == CHK_REJECT || eval_list(&c, &helo_list) == CHK_REJECT))
+        return verdict(&c);
+    c.etrn = domain;
+    return eval_list(&c, &etrn_list) == CHK_REJECT ? verdict(&c) : NULL;
+}
+
+/* smtpd_check_fast_flush - may ETRN flush this domain (fast_flush_domains) */
+int smtpd_check_fast_flush(const char *domain)
+{
+    return domain_match(&fast_flush_list, domain);
 }

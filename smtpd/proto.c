@@ -2,7 +2,8 @@
  * proto.c - the SMTP command table, the session driver and the commands
  * that don't need a file of their own (RFC 5321 §4.1, RFC 1869 EHLO,
  * RFC 2920 PIPELINING, RFC 2034 ENHANCEDSTATUSCODES, RFC 1870 SIZE,
- * RFC 6152 8BITMIME, RFC 6531 SMTPUTF8, RFC 3461 DSN parameters).
+ * RFC 6152 8BITMIME, RFC 6531 SMTPUTF8, RFC 3461 DSN parameters; ETRN,
+ * RFC 1985, is in etrn.c).
  *
  * Offers smtpd_run(): reads as many command lines as are available without
  * blocking, answers them in order and flushes the replies only when the
@@ -66,6 +67,7 @@ static void cmd_vrfy(smtpd_session *s, char *args);
 static void cmd_expn(smtpd_session *s, char *args);
 static void cmd_starttls(smtpd_session *s, char *args);
 static void cmd_auth(smtpd_session *s, char *args);
+static void cmd_etrn(smtpd_session *s, char *args);
 
 /*
  * The command table, in the order EHLO lists the keywords. Keyword-only rows
@@ -78,6 +80,7 @@ static const smtpd_cmd smtpd_cmds[] = {
     {NULL, "SIZE", NULL, CMD_KEYWORD, "MAIL FROM:<a> SIZE=n - declare the message size (RFC 1870)"},
     {"VRFY", "VRFY", cmd_vrfy, CMD_JUNK | CMD_LAST, "VRFY address - verify a local recipient"},
     {"EXPN", NULL, cmd_expn, CMD_JUNK | CMD_LAST, "EXPN address - verify a local recipient"},
+    {"ETRN", "ETRN", cmd_etrn, CMD_JUNK, "ETRN [@]domain - deliver the mail queued for domain now (RFC 1985)"},
     {"STARTTLS", "STARTTLS", cmd_starttls, CMD_PRE_TLS | CMD_LAST, "STARTTLS - switch to TLS (RFC 3207)"},
     {"AUTH", "AUTH", cmd_auth, CMD_LAST, "AUTH mechanism [initial-response] - authenticate (RFC 4954)"},
     {NULL, "ENHANCEDSTATUSCODES", NULL, CMD_KEYWORD, "ENHANCEDSTATUSCODES - replies carry RFC 3463 codes"},
@@ -963,6 +966,12 @@ static void cmd_starttls(smtpd_session *s, char *args)
     smtpd_reply(s, "220 2.0.0 Ready to start TLS");
     s->mode = SMTPD_MODE_TLS;
     s->tls_started = 0;
+}
+
+/* cmd_etrn - RFC 1985 (etrn.c does the work) */
+static void cmd_etrn(smtpd_session *s, char *args)
+{
+    smtpd_etrn_cmd(s, args);
 }
 
 /* cmd_auth - RFC 4954 (auth.c does the work) */

@@ -2,8 +2,9 @@
  * smtpd.h - the SMTP server's session state and the interfaces between its
  * parts: proto.c (command table, dispatch, replies), data.c (DATA), bdat.c
  * (BDAT), check.c (restrictions), auth.c (SASL), tls.c (STARTTLS and
- * wrapper mode), queue.c (the hand-off to cleanup) and main.c (the event
- * loop glue and the server skeleton).
+ * wrapper mode), queue.c (the hand-off to cleanup), etrn.c (ETRN) with
+ * flush.c (its request to qmgr) and main.c (the event loop glue and the
+ * server skeleton).
  *
  * A session is driven by smtpd_run(), which consumes whatever input is
  * available without blocking and says what it waits for next; main.c maps
@@ -179,6 +180,22 @@ const char *smtpd_check_data(smtpd_session *s);
 int smtpd_check_known_rcpt(const char *rcpt);
 int smtpd_valid_hostname(const char *name);
 int smtpd_cidr_match(const char *pattern, const char *addr);
+/* smtpd_check_etrn - (delayed client and HELO lists, then) smtpd_etrn_restrictions */
+const char *smtpd_check_etrn(smtpd_session *s, const char *domain);
+/* smtpd_check_fast_flush - is domain in fast_flush_domains: 1, 0, -1 lookup error */
+int smtpd_check_fast_flush(const char *domain);
+
+/* ---- etrn.c ---- */
+#define SMTPD_ETRN_DOMAIN 1     /* "domain": that destination (RFC 1985 §5) */
+#define SMTPD_ETRN_SUBDOMAINS 2 /* "@domain": the domain and its subdomains */
+#define SMTPD_ETRN_QUEUE 3      /* "#queue": a named queue (none here) */
+/* smtpd_etrn_parse - the ETRN argument into *name and *kind; 0, or reply code 500/501 */
+int smtpd_etrn_parse(const char *args, vbuf *name, int *kind);
+void smtpd_etrn_cmd(smtpd_session *s, char *args);
+
+/* ---- flush.c (replaced by a stand-in in the fuzzer) ---- */
+/* smtpd_flush_site - qmgr flush_site request: 0 started, 1 refused, -1 qmgr unreachable; *why says why */
+int smtpd_flush_site(const char *site, int subdomains, vbuf *why);
 
 /* ---- auth.c ---- */
 void smtpd_sasl_init(void);

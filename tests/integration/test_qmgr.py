@@ -89,9 +89,15 @@ def _decode(payload):
     return out
 
 
+def _attr_int(name, value):
+    n = name.encode()
+    return b"i" + struct.pack(">H", len(n)) + n + struct.pack(">I", 8) + struct.pack(">q", value)
+
+
 def qmgr_request(kite, request, **attrs):
-    """One request frame to public/qmgr; returns the reply as a dict."""
-    payload = _attr_str("request", request) + b"".join(_attr_str(k, v) for k, v in attrs.items())
+    """One request frame to public/qmgr (int values as 'i' attributes); returns the reply as a dict."""
+    payload = _attr_str("request", request) + b"".join(
+        _attr_int(k, v) if isinstance(v, int) else _attr_str(k, v) for k, v in attrs.items())
     deadline = time.time() + 10
     while True:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -334,6 +340,37 @@ def test_flush_site_only_takes_that_site(kite):
     kite.wait_log(re.escape(b) + r": removed")
     reply = qmgr_request(kite, "deliver", queue_id="0000000000000000ZZ")
     assert reply["status"] == 1
+
+
+@needs_daemons
+def test_flush_site_subdomains_only_when_asked(kite):
+    agent = setup_instance(kite, minimal_backoff_time="60s", maximal_backoff_time="120s",
+                           default_destination_concurrency_failed_cohort_limit="100")
+    agent.set("* defer 4.2.0 try later")
+    kite.start()
+    sub = write_message(kite, "s@example.org", ["u@mx.sub.c.test"])
+    top = write_message(kite, "s@example.org", ["u@c.test"])
+    near = write_message(kite, "s@example.org", ["u@xc.test"])
+    qmgr_request(kite, "incoming")
+    wait_until(lambda: all(q in queue_files(kite, "deferred") for q in (sub, top, near)),
+               what="all deferred", kite=kite)
+    agent.set()
+    # a plain site is that destination only
+    reply = qmgr_request(kite, "flush_site", site="sub.c.test")
+    assert reply["status"] == 0
+    time.sleep(1)
+    assert sub in queue_files(kite, "deferred")
+    # subdomains=1 (ETRN @domain): the domain and its subdomains, not xc.test
+    reply = qmgr_request(kite, "flush_site", site="c.test", subdomains=1)
+    assert reply["status"] == 0 and reply["text"] == "queuing started for @c.test"
+    kite.wait_log(re.escape(sub) + r": removed")
+    kite.wait_log(re.escape(top) + r": removed")
+    time.sleep(1)
+    assert near in queue_files(kite, "deferred")
+    # hostile values
+    assert qmgr_request(kite, "flush_site", site="c.test", subdomains=2)["status"] == 1
+    assert qmgr_request(kite, "flush_site", site="c.test", subdomains=-1)["status"] == 1
+    assert qmgr_request(kite, "flush_site", site="c.test", subdomains="1")["status"] == 1
 
 
 @needs_daemons

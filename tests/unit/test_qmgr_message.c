@@ -397,11 +397,70 @@ static void test_flush_site_matching(void **state)
     mail_queue_path(&path, "incoming", id);
     q = qfile_open(vbuf_str(&path), QFILE_RDWR, &err);
     assert_non_null(q);
-    assert_true(qmgr_message_has_site(q, "example.com"));
-    assert_true(qmgr_message_has_site(q, "other.test"));
-    assert_false(qmgr_message_has_site(q, "example.org"));
+    assert_true(qmgr_message_has_site(q, "example.com", 0));
+    assert_true(qmgr_message_has_site(q, "other.test", 0));
+    assert_false(qmgr_message_has_site(q, "example.org", 0));
     assert_int_equal(qfile_mark_done(q, 0, 1), 0);
-    assert_false(qmgr_message_has_site(q, "example.com")); /* done recipients don't count */
+    assert_false(qmgr_message_has_site(q, "example.com", 0)); /* done recipients don't count */
+    qfile_close(q);
+    vbuf_release(&path);
+    vbuf_release(&err);
+}
+
+/* Plain ETRN domain vs @domain (RFC 1985 §5): one destination, or its subdomains too. */
+static const struct {
+    const char *domain, *site;
+    int subdomains, want;
+} site_cases[] = {
+    {"example.com", "example.com", 0, 1},
+    {"EXAMPLE.com", "example.COM", 0, 1},
+    {"sub.example.com", "example.com", 0, 0},
+    {"sub.example.com", "example.com", 1, 1},
+    {"a.b.example.com", "example.com", 1, 1},
+    {"example.com", "example.com", 1, 1},
+    {"badexample.com", "example.com", 1, 0},
+    {"example.com", "sub.example.com", 1, 0},
+    {"example.com.evil.test", "example.com", 1, 0},
+    {"", "example.com", 1, 0},
+    {"x.example.com", "", 1, 0},
+    {"[192.0.2.1]", "[192.0.2.1]", 0, 1},
+    {"[192.0.2.1]", "2.1]", 1, 0},
+};
+
+/* test_site_match_plain_and_subdomains - the table above */
+static void test_site_match_plain_and_subdomains(void **state)
+{
+    (void) state;
+    for (size_t i = 0; i < sizeof(site_cases) / sizeof(site_cases[0]); i++) {
+        int got = qmgr_site_match(site_cases[i].domain, site_cases[i].site, site_cases[i].subdomains);
+
+        if (got != site_cases[i].want)
+            fail_msg("case %zu: %s vs %s%s: got %d", i, site_cases[i].domain, site_cases[i].subdomains ? "@" : "",
+                     site_cases[i].site, got);
+    }
+}
+
+/* test_flush_site_subdomains_only_with_the_flag - a message for sub.example.com */
+static void test_flush_site_subdomains_only_with_the_flag(void **state)
+{
+    const char *rcpts[] = {"a@mx.sub.example.com", NULL};
+    char *id = put_message("s@example.org", rcpts, (double) time(NULL));
+    vbuf path, err;
+    qfile *q;
+
+    (void) state;
+    vbuf_init(&path, 0);
+    vbuf_init(&err, 0);
+    mail_queue_path(&path, "incoming", id);
+    q = qfile_open(vbuf_str(&path), QFILE_RDWR, &err);
+    assert_non_null(q);
+    assert_false(qmgr_message_has_site(q, "example.com", 0));
+    assert_false(qmgr_message_has_site(q, "sub.example.com", 0));
+    assert_true(qmgr_message_has_site(q, "mx.sub.example.com", 0));
+    assert_true(qmgr_message_has_site(q, "example.com", QMGR_SITE_SUBDOMAINS));
+    assert_true(qmgr_message_has_site(q, "sub.example.com", QMGR_SITE_SUBDOMAINS | QMGR_SITE_REVIVE));
+    assert_false(qmgr_message_has_site(q, "ample.com", QMGR_SITE_SUBDOMAINS));
+    assert_false(qmgr_message_has_site(q, "other.example.com", QMGR_SITE_SUBDOMAINS));
     qfile_close(q);
     vbuf_release(&path);
     vbuf_release(&err);
@@ -421,6 +480,8 @@ int main(void)
         cmocka_unit_test_setup(test_error_transport_bounces_and_marks_done, setup),
         cmocka_unit_test_setup(test_delay_warning_time_kept_in_file, setup),
         cmocka_unit_test_setup(test_flush_site_matching, setup),
+        cmocka_unit_test(test_site_match_plain_and_subdomains),
+        cmocka_unit_test_setup(test_flush_site_subdomains_only_with_the_flag, setup),
     };
     int ret;
 

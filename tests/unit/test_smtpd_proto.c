@@ -133,7 +133,7 @@ static void test_ehlo_lists_implemented_keywords_only(void **state)
     assert_non_null(strstr(r, "250 CHUNKING\r\n"));
     assert_null(strstr(r, "STARTTLS")); /* no certificate configured */
     assert_null(strstr(r, "AUTH"));     /* AUTH not enabled */
-    assert_null(strstr(r, "ETRN"));
+    assert_non_null(strstr(r, "250-ETRN\r\n"));
     assert_null(strstr(r, "ATRN"));
     h_close(&h);
 }
@@ -191,7 +191,8 @@ static const struct {
     {"HELP unknown topic", "HELP frobnicate\r\n", "504 5.5.1"},
     {"STARTTLS without TLS configured", "STARTTLS\r\n", "502 5.5.1"},
     {"AUTH without SASL enabled", "AUTH PLAIN\r\n", "502 5.5.1"},
-    {"ETRN is not offered yet", "ETRN kite.test\r\n", "502 5.5.2"},
+    {"ETRN for a domain that is not a fast flush domain", "ETRN kite.test\r\n",
+     "459 4.7.1 <kite.test>: service unavailable"},
     {"VRFY a local user", "VRFY alice@kite.test\r\n", "252 2.0.0 <alice@kite.test>"},
     {"VRFY an unknown user", "VRFY nobody@kite.test\r\n", "550 5.1.1"},
     {"QUIT", "QUIT\r\n", "221 2.0.0 Bye"},
@@ -429,7 +430,7 @@ static void test_full_data_dialogue_without_cleanup_says_451(void **state)
     h_open(&h, "127.0.0.1");
     h.s->mode = SMTPD_MODE_CMD;
     r = TALK(&h, "EHLO c.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<alice@kite.test>\r\nDATA\r\n");
-    assert_string_equal(r, "250-mx.kite.test\r\n250-PIPELINING\r\n250-SIZE 2000\r\n250-VRFY\r\n"
+    assert_string_equal(r, "250-mx.kite.test\r\n250-PIPELINING\r\n250-SIZE 2000\r\n250-VRFY\r\n250-ETRN\r\n"
                            "250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250-SMTPUTF8\r\n"
                            "250-BINARYMIME\r\n250 CHUNKING\r\n250 2.1.0 Ok\r\n"
                            "451 4.3.0 Error: queue file write error\r\n554 5.5.1 Error: no valid recipients\r\n");
