@@ -52,7 +52,12 @@ int dns_reverse_name(const char *addr, char *out, size_t outlen);
  */
 int dns_parse_answer(const unsigned char *msg, size_t len, unsigned id, const char *qname, int qtype, dns_answer *out);
 
-/* dns_name_unpack - the (possibly compressed) name at off; its end in *next; 0 or -1 */
+/*
+ * dns_name_unpack - the (possibly compressed) name at off, dotted; its end
+ * in *next. 0; -2 when well-formed but a label holds a dot, a backslash,
+ * white space, a control or a non-ASCII octet (out is then unusable); -1
+ * when malformed (truncated, forward pointer, oversized, too small out).
+ */
 int dns_name_unpack(const unsigned char *msg, size_t len, size_t off, char *out, size_t outlen, size_t *next);
 
 /* dns_valid_hostname - RFC 1123 host name syntax (underscore tolerated), not an address */

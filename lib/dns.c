@@ -5,8 +5,9 @@
  * Offers what a name lookup in a worker thread needs, with no allocation
  * through mymalloc and no logging, so it is safe off the main thread.
  * Trusts nothing in an answer: RFC 1035 §4.1 message layout, §4.1.4
- * compression (pointers must point strictly backwards, which rules out
- * loops), §2.3.4 size limits (255 octets per name, 63 per label). Names
+ * compression (pointers must point backwards; with the §2.3.4 limit of 255
+ * octets per name, counted across pointers, every loop ends), 63 octets per
+ * label. Names
  * whose labels hold dots, spaces, control or non-ASCII octets are refused,
  * so what comes out is always printable and unambiguous.
  */
@@ -61,7 +62,7 @@ int dns_reverse_name(const char *addr, char *out, size_t outlen)
 int dns_name_unpack(const unsigned char *msg, size_t len, size_t off, char *out, size_t outlen, size_t *next)
 {
     size_t pos = off, o = 0, wire = 0;
-    int jumped = 0;
+    int jumped = 0, unprintable = 0;
 
     if (outlen == 0)
         return -1;
@@ -94,14 +95,14 @@ int dns_name_unpack(const unsigned char *msg, size_t len, size_t off, char *out,
             if (++wire > 255)
                 return -1;
             out[o] = 0;
-            return 0;
+            return unprintable ? -2 : 0;
         }
         if (pos + 1 + c > len)
             return -1;
         wire += c + 1;
         if (wire > 255)
             return -1;
-        if (o != 0) {
+        if (o != 0 && !unprintable) {
             if (o + 1 >= outlen)
                 return -1;
             out[o++] = '.';
@@ -110,10 +111,12 @@ int dns_name_unpack(const unsigned char *msg, size_t len, size_t off, char *out,
             unsigned char ch = msg[pos + i];
 
             if (ch <= 0x20 || ch >= 0x7f || ch == '.' || ch == '\\')
-                return -1;
-            if (o + 1 >= outlen)
-                return -1;
-            out[o++] = (char) ch;
+                unprintable = 1;
+            if (!unprintable) {
+                if (o + 1 >= outlen)
+                    return -1;
+                out[o++] = (char) ch;
+            }
         }
         pos += 1 + c;
     }
@@ -131,7 +134,7 @@ static int same_name(const char *a, const char *b)
     return la == lb && strncasecmp(a, b, la) == 0;
 }
 
-/* rr_header - one resource record's fixed part; 0 or -1 when it runs off the end */
+/* One resource record: its owner, type, class and where its RDATA lies. */
 typedef struct dns_rr {
     char owner[DNS_NAME_SIZE];
     int owner_ok; /* the owner name was printable */
@@ -144,29 +147,15 @@ static int rr_read(const unsigned char *msg, size_t len, size_t *off, dns_rr *rr
 {
     size_t p;
 
-    if (dns_name_unpack(msg, len, *off, rr->owner, sizeof(rr->owner), &p) == 0) {
+    switch (dns_name_unpack(msg, len, *off, rr->owner, sizeof(rr->owner), &p)) {
+    case 0:
         rr->owner_ok = 1;
-    } else {
-        /* An unprintable owner can't match our question; skip it by structure. */
-        size_t q = *off;
-
-        rr->owner_ok = 0;
-        for (;;) {
-            if (q >= len)
-                return -1;
-            if ((msg[q] & 0xc0) == 0xc0) {
-                q += 2;
-                break;
-            }
-            if (msg[q] & 0xc0)
-                return -1;
-            if (msg[q] == 0) {
-                q += 1;
-                break;
-            }
-            q += 1 + msg[q];
-        }
-        p = q;
+        break;
+    case -2:
+        rr->owner_ok = 0; /* well-formed but unprintable: can't be our name */
+        break;
+    default:
+        return -1;
     }
     if (p + 10 > len)
         return -1;
@@ -245,11 +234,12 @@ int dns_parse_answer(const unsigned char *msg, size_t len, unsigned id, const ch
                     out->count++;
                 } else if (qtype == DNS_TYPE_PTR || qtype == DNS_TYPE_CNAME) {
                     /* The name must end inside its own RDATA (pointers may lead elsewhere). */
-                    if (dns_name_unpack(msg, len, rr.rdata, out->names[out->count], DNS_NAME_SIZE, &end) < 0)
-                        continue; /* unprintable or oversized: unusable, not fatal */
-                    if (end != rr.rdata + rr.rdlen)
+                    int r = dns_name_unpack(msg, len, rr.rdata, out->names[out->count], DNS_NAME_SIZE, &end);
+
+                    if (r == -1 || end != rr.rdata + rr.rdlen)
                         return DNS_MALFORMED;
-                    out->count++;
+                    if (r == 0)
+                        out->count++; /* an unprintable name is unusable, not fatal */
                 }
             } else if (rr.type == DNS_TYPE_CNAME && !have_cname) {
                 if (dns_name_unpack(msg, len, rr.rdata, cname, sizeof(cname), &end) < 0 ||
@@ -349,9 +339,12 @@ int dns_query(const struct sockaddr_in *server, int timeout_s, const char *qname
         return DNS_TEMP;
     rs.nsaddr_list[0] = *server;
     rs.nscount = 1;
-    /* Two tries, each waiting a little over half the budget: a caller's own timer at timeout_s fires first. */
+    /*
+     * Two tries; the resolver waits retrans, then twice that: a little over
+     * timeout_s in all, so a caller's own timer at timeout_s fires first.
+     */
     rs.retry = 2;
-    rs.retrans = timeout_s / 2 + 1;
+    rs.retrans = timeout_s / 3 + 1;
     qlen = res_nmkquery(&rs, ns_o_query, qname, ns_c_in, qtype, NULL, 0, NULL, query, sizeof(query));
     if (qlen < DNS_HDR_LEN) {
         res_nclose(&rs);
