@@ -8,6 +8,7 @@ loopback); the instance listens on 127.0.0.1. master.cf allows one smtpd
 process, so every session shares one event loop.
 """
 
+import os
 import re
 import smtplib
 import socket
@@ -52,6 +53,9 @@ def start_named(kite, dns_server, **params):
     """One smtpd process that names clients through dns_server."""
     master_cf(kite, maxproc="1")
     base = dict(smtpd_peername_lookup="yes", smtpd_dns_resolver_address=dns_server.address)
+    if "ASAN_OPTIONS" in os.environ:
+        # Against a SAN=1 build, let the daemons see e.g. ASAN_OPTIONS=log_path=/tmp/asan/smtpd.
+        base["import_environment"] = "MAIL_CONFIG MAIL_DEBUG MAIL_LOGTAG TZ LANG=C KITE_CONFIG_DIR ASAN_OPTIONS"
     base.update(params)
     start(kite, **base)
 
