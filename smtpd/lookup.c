@@ -85,9 +85,8 @@ static int nqueued, nidle, nthreads;
 static int notify_pipe[2] = {-1, -1};
 
 static peer_wait *waiting;         /* main thread: connections being named */
+static int njobs;                  /* main thread: jobs allocated and not yet freed */
 static const smtpd_peer *current;  /* the peer whose service function runs */
-static struct sockaddr_in server;  /* smtpd_dns_resolver_address, parsed */
-static int use_server = -1;        /* -1: not yet decided */
 
 static void peer_timeout(void *ctx);
 
@@ -305,8 +304,10 @@ static void peer_abandon(peer_wait *p)
         job->abandoned = 1; /* the worker's hand-back frees it */
     }
     (void) pthread_mutex_unlock(&lookup_lock);
-    if (queued)
+    if (queued) {
         xfree(job);
+        njobs--;
+    }
 }
 
 /* peer_timeout - smtpd_peername_lookup_timeout passed: go on as "unknown" */
@@ -361,6 +362,7 @@ static void lookup_collect(int fd, int events, void *ctx)
         list = job->next;
         if (job->abandoned) {
             xfree(job);
+            njobs--;
             continue;
         }
         p->job = NULL;
@@ -382,6 +384,7 @@ static void lookup_collect(int fd, int events, void *ctx)
         if (job->status == SMTPD_PEER_OK)
             snprintf(p->peer.name, sizeof(p->peer.name), "%s", job->name);
         xfree(job);
+        njobs--;
         peer_finish(p);
     }
 }
@@ -422,20 +425,20 @@ static int lookup_submit(lookup_job *job)
     return ret;
 }
 
-/* lookup_server - smtpd_dns_resolver_address parsed once; NULL: the system resolver */
-static const struct sockaddr_in *lookup_server(void)
+/* lookup_server - smtpd_dns_resolver_address into *sin; 1 when set and valid, 0: the system resolver */
+static int lookup_server(struct sockaddr_in *sin)
 {
-    if (use_server < 0) {
-        use_server = 0;
-        if (var_smtpd_dns_resolver_address && *var_smtpd_dns_resolver_address) {
-            if (dns_server_parse(var_smtpd_dns_resolver_address, &server) == 0)
-                use_server = 1;
-            else
-                msg_warn("smtpd_dns_resolver_address: bad address \"%s\": using the system resolver",
-                         var_smtpd_dns_resolver_address);
-        }
-    }
-    return use_server ? &server : NULL;
+    static int warned;
+
+    if (var_smtpd_dns_resolver_address == NULL || *var_smtpd_dns_resolver_address == 0)
+        return 0;
+    if (dns_server_parse(var_smtpd_dns_resolver_address, sin) == 0)
+        return 1;
+    if (!warned)
+        msg_warn("smtpd_dns_resolver_address: bad address \"%s\": using the system resolver",
+                 var_smtpd_dns_resolver_address);
+    warned = 1;
+    return 0;
 }
 
 /* smtpd_lookup_init - read resolver configuration and load nss modules before any chroot */
@@ -447,7 +450,7 @@ void smtpd_lookup_init(void)
 
     if (!var_smtpd_peername_lookup)
         return;
-    if (lookup_server())
+    if (lookup_server(&sin))
         return;
     /*
      * The system resolver reads nsswitch.conf and resolv.conf on first use;
@@ -507,17 +510,16 @@ void smtpd_peer_lookup(int fd, const char *service, char **argv, multi_service_f
         return;
     }
     job = xcalloc(1, sizeof(*job));
+    njobs++;
     memcpy(&job->ss, &ss, sizeof(ss));
     job->sl = sl;
     memcpy(job->addr, p->peer.addr, sizeof(job->addr));
-    if (lookup_server()) {
-        job->use_server = 1;
-        job->server = server;
-    }
+    job->use_server = lookup_server(&job->server);
     job->timeout_s = (int) var_smtpd_peername_lookup_timeout;
     job->owner = p;
     if (lookup_submit(job) < 0) {
         xfree(job);
+        njobs--;
         p->peer.status = SMTPD_PEER_TEMP;
         peer_finish(p);
         return;
@@ -544,4 +546,10 @@ int smtpd_peer_pending(void)
     for (peer_wait *p = waiting; p; p = p->next)
         n++;
     return n;
+}
+
+/* smtpd_lookup_jobs - lookups allocated and not yet freed, abandoned ones included */
+int smtpd_lookup_jobs(void)
+{
+    return njobs;
 }

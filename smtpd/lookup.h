@@ -43,8 +43,10 @@ void smtpd_peer_lookup(int fd, const char *service, char **argv, multi_service_f
 /* smtpd_peer_current - the client fn was called for; valid only during that call */
 const smtpd_peer *smtpd_peer_current(int fd);
 
-/* smtpd_peer_pending - lookups still waiting (for tests and diagnostics) */
+/* smtpd_peer_pending - connections still waiting for their name (for tests and diagnostics) */
 int smtpd_peer_pending(void);
+/* smtpd_lookup_jobs - lookups not yet freed, abandoned ones a worker still runs included */
+int smtpd_lookup_jobs(void);
 
 /*
  * smtpd_peer_resolve - the blocking lookup a worker runs: reverse name of
