@@ -26,11 +26,11 @@
 
 /* What a query or a parse found. */
 enum dns_status {
-    DNS_OK,        /* one or more records of the asked type */
-    DNS_NXDOMAIN,  /* the name does not exist (RCODE 3) */
-    DNS_NODATA,    /* the name exists without records of that type */
-    DNS_TEMP,      /* server failure, refusal, truncation or timeout: try later */
-    DNS_MALFORMED  /* not a well-formed answer to our question */
+    DNS_OK,       /* one or more records of the asked type */
+    DNS_NXDOMAIN, /* the name does not exist (RCODE 3) */
+    DNS_NODATA,   /* the name exists without records of that type */
+    DNS_TEMP,     /* server failure, refusal, truncation or timeout: try later */
+    DNS_MALFORMED /* not a well-formed answer to our question */
 };
 
 typedef struct dns_answer {

@@ -242,8 +242,7 @@ int dns_parse_answer(const unsigned char *msg, size_t len, unsigned id, const ch
                         out->count++; /* an unprintable name is unusable, not fatal */
                 }
             } else if (rr.type == DNS_TYPE_CNAME && !have_cname) {
-                if (dns_name_unpack(msg, len, rr.rdata, cname, sizeof(cname), &end) < 0 ||
-                    end != rr.rdata + rr.rdlen)
+                if (dns_name_unpack(msg, len, rr.rdata, cname, sizeof(cname), &end) < 0 || end != rr.rdata + rr.rdlen)
                     return DNS_MALFORMED;
                 have_cname = 1;
             }

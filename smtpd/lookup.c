@@ -84,9 +84,9 @@ static lookup_job *done_head;               /* finished, not yet collected */
 static int nqueued, nidle, nthreads;
 static int notify_pipe[2] = {-1, -1};
 
-static peer_wait *waiting;         /* main thread: connections being named */
-static int njobs;                  /* main thread: jobs allocated and not yet freed */
-static const smtpd_peer *current;  /* the peer whose service function runs */
+static peer_wait *waiting;        /* main thread: connections being named */
+static int njobs;                 /* main thread: jobs allocated and not yet freed */
+static const smtpd_peer *current; /* the peer whose service function runs */
 
 static void peer_timeout(void *ctx);
 
@@ -217,9 +217,9 @@ static void *lookup_worker(void *arg)
         nqueued--;
         (void) pthread_mutex_unlock(&lookup_lock);
 
-        job->status = smtpd_peer_resolve((struct sockaddr *) &job->ss, job->sl, job->addr,
-                                         job->use_server ? &job->server : NULL, job->timeout_s, job->name,
-                                         sizeof(job->name), &job->why, &job->err);
+        job->status =
+            smtpd_peer_resolve((struct sockaddr *) &job->ss, job->sl, job->addr, job->use_server ? &job->server : NULL,
+                               job->timeout_s, job->name, sizeof(job->name), &job->why, &job->err);
 
         if (pthread_mutex_lock(&lookup_lock) != 0)
             abort();
@@ -371,8 +371,7 @@ static void lookup_collect(int fd, int events, void *ctx)
             msg_warn("numeric hostname: %s", job->name);
             break;
         case PEER_WHY_NORESOLVE:
-            msg_warn("hostname %s does not resolve to address %s: %s", job->name, p->peer.addr,
-                     gai_strerror(job->err));
+            msg_warn("hostname %s does not resolve to address %s: %s", job->name, p->peer.addr, gai_strerror(job->err));
             break;
         case PEER_WHY_NOTLISTED:
             msg_warn("hostname %s does not resolve to address %s", job->name, p->peer.addr);
@@ -500,8 +499,8 @@ void smtpd_peer_lookup(int fd, const char *service, char **argv, multi_service_f
         peer_finish(p);
         return;
     }
-    if (getnameinfo((struct sockaddr *) &ss, sl, p->peer.addr, sizeof(p->peer.addr), p->peer.port,
-                    sizeof(p->peer.port), NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+    if (getnameinfo((struct sockaddr *) &ss, sl, p->peer.addr, sizeof(p->peer.addr), p->peer.port, sizeof(p->peer.port),
+                    NI_NUMERICHOST | NI_NUMERICSERV) != 0)
         msg_fatal("getnameinfo: cannot print the client address");
     if (strncmp(p->peer.addr, "::ffff:", 7) == 0 && strchr(p->peer.addr + 7, '.'))
         memmove(p->peer.addr, p->peer.addr + 7, strlen(p->peer.addr + 7) + 1);

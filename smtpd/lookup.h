@@ -19,16 +19,16 @@
 
 /* How naming went (Postfix's peer name codes; restrictions may distinguish them). */
 enum smtpd_peer_status {
-    SMTPD_PEER_OK,     /* forward-confirmed reverse name */
-    SMTPD_PEER_TEMP,   /* temporary failure or timeout: "unknown" */
-    SMTPD_PEER_PERM,   /* no (valid) reverse name: "unknown" */
-    SMTPD_PEER_FORGED  /* the reverse name does not lead back to the address: "unknown" */
+    SMTPD_PEER_OK,    /* forward-confirmed reverse name */
+    SMTPD_PEER_TEMP,  /* temporary failure or timeout: "unknown" */
+    SMTPD_PEER_PERM,  /* no (valid) reverse name: "unknown" */
+    SMTPD_PEER_FORGED /* the reverse name does not lead back to the address: "unknown" */
 };
 
 typedef struct smtpd_peer {
     int fd;
-    int standalone; /* not an Internet peer (sendmail -bs) */
-    int status;     /* enum smtpd_peer_status */
+    int standalone;        /* not an Internet peer (sendmail -bs) */
+    int status;            /* enum smtpd_peer_status */
     char name[NI_MAXHOST]; /* the name, or "unknown" */
     char addr[NI_MAXHOST]; /* printable address (IPv4-mapped shown as IPv4) */
     char port[NI_MAXSERV];

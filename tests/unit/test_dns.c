@@ -192,7 +192,7 @@ static void test_dns_rcodes_and_empty_answers(void **state)
         int want;
     } rows[] = {
         {0x8183, DNS_NXDOMAIN}, {0x8180, DNS_NODATA}, {0x8182, DNS_TEMP},
-        {0x8185, DNS_TEMP},     {0x8381, DNS_TEMP},   /* TC set */
+        {0x8185, DNS_TEMP},     {0x8381, DNS_TEMP}, /* TC set */
     };
     pkt p;
     dns_answer a;
@@ -487,11 +487,25 @@ static void test_dns_valid_hostname_table(void **state)
         const char *name;
         int ok;
     } rows[] = {
-        {"mail.example.test", 1}, {"localhost", 1},   {"a-b.c_d.test", 1},  {"x1.test", 1},
-        {"", 0},                  {".test", 0},       {"a..test", 0},       {"-a.test", 0},
-        {"a-.test", 0},           {"a.test-", 0},     {"127.0.0.1", 0},     {"::1", 0},
-        {"123.456", 0},           {"bad[x].test", 0}, {"sp ace.test", 0},   {"a/b.test", 0},
-        {"caf\xc3\xa9.test", 0},  {"a.test.", 1},     {"a\r\nb.test", 0},
+        {"mail.example.test", 1},
+        {"localhost", 1},
+        {"a-b.c_d.test", 1},
+        {"x1.test", 1},
+        {"", 0},
+        {".test", 0},
+        {"a..test", 0},
+        {"-a.test", 0},
+        {"a-.test", 0},
+        {"a.test-", 0},
+        {"127.0.0.1", 0},
+        {"::1", 0},
+        {"123.456", 0},
+        {"bad[x].test", 0},
+        {"sp ace.test", 0},
+        {"a/b.test", 0},
+        {"caf\xc3\xa9.test", 0},
+        {"a.test.", 1},
+        {"a\r\nb.test", 0},
     };
 
     (void) state;
@@ -516,9 +530,16 @@ static void test_dns_server_parse_table(void **state)
         int ok;
         unsigned port;
     } rows[] = {
-        {"127.0.0.1", 0, 53}, {"127.0.0.1:5353", 0, 5353}, {"127.0.0.1:0", -1, 0},  {"127.0.0.1:65536", -1, 0},
-        {"127.0.0.1:", -1, 0}, {"127.0.0.1:5x", -1, 0},     {"example.test", -1, 0}, {":53", -1, 0},
-        {"", -1, 0},          {"::1", -1, 0},
+        {"127.0.0.1", 0, 53},
+        {"127.0.0.1:5353", 0, 5353},
+        {"127.0.0.1:0", -1, 0},
+        {"127.0.0.1:65536", -1, 0},
+        {"127.0.0.1:", -1, 0},
+        {"127.0.0.1:5x", -1, 0},
+        {"example.test", -1, 0},
+        {":53", -1, 0},
+        {"", -1, 0},
+        {"::1", -1, 0},
     };
     struct sockaddr_in sin;
 
