@@ -141,12 +141,10 @@ def test_slow_ptr_for_one_client_does_not_stall_another_in_the_same_process(kite
         wait_query(d, ptr("127.0.0.2"))
         # B arrives while A's PTR answer is held back, and completes a whole transaction.
         code, _ = send_message(kite, "127.0.0.3")
-        t_b_done = time.time()
         assert code == 250
-        assert t_b_done - t_a < 2.5, "B was served only after A's lookup"
         a.setblocking(False)
         with pytest.raises(BlockingIOError):
-            a.recv(512)  # A has no greeting yet
+            a.recv(512)  # B is done, and A has no greeting yet: B did not wait for A's lookup
         a.setblocking(True)
         a.settimeout(15)
         greeting = a.recv(512)
