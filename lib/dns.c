@@ -169,8 +169,9 @@ static int rr_read(const unsigned char *msg, size_t len, size_t *off, dns_rr *rr
     return 0;
 }
 
-/* dns_parse_answer - the records of qtype for qname in an answer to our query */
-int dns_parse_answer(const unsigned char *msg, size_t len, unsigned id, const char *qname, int qtype, dns_answer *out)
+/* parse_answer - dns_parse_answer's work; out->count may be left set on failure */
+static int parse_answer(const unsigned char *msg, size_t len, unsigned id, const char *qname, int qtype,
+                        dns_answer *out)
 {
     char target[DNS_NAME_SIZE], qn[DNS_NAME_SIZE];
     unsigned flags, qdcount, ancount;
@@ -254,6 +255,16 @@ int dns_parse_answer(const unsigned char *msg, size_t len, unsigned id, const ch
         memcpy(target, cname, sizeof(target));
     }
     return DNS_MALFORMED; /* a CNAME chain longer than we follow, or a loop */
+}
+
+/* dns_parse_answer - the records of qtype for qname in an answer to our query */
+int dns_parse_answer(const unsigned char *msg, size_t len, unsigned id, const char *qname, int qtype, dns_answer *out)
+{
+    int st = parse_answer(msg, len, id, qname, qtype, out);
+
+    if (st != DNS_OK)
+        out->count = 0; /* nothing from a refused answer is used */
+    return st;
 }
 
 /* dns_valid_hostname - letters, digits, hyphens (not at a label's ends), underscores; not all numeric */

@@ -413,6 +413,14 @@ static void test_dns_bad_rdata_lengths_are_refused(void **state)
     putname(&p, "a.test");
     put8(&p, 0);
     assert_int_equal(parse(&p, REV, DNS_TYPE_PTR, &a), DNS_MALFORMED);
+    /* a good A record, then a bad one: nothing of the answer is kept */
+    start(&p, ID, 0x8180, 2, "h.test", DNS_TYPE_A);
+    rr_a(&p, "127.0.0.2");
+    rr_head(&p, DNS_TYPE_A, 3);
+    put16(&p, 0);
+    put8(&p, 0);
+    assert_int_equal(parse(&p, "h.test", DNS_TYPE_A, &a), DNS_MALFORMED);
+    assert_int_equal(a.count, 0);
     /* more answers announced than present */
     start(&p, ID, 0x8180, 3, "h.test", DNS_TYPE_A);
     rr_a(&p, "127.0.0.2");
