@@ -2,7 +2,8 @@
  * Unit tests for smtpd's client naming (smtpd/lookup.c) on the real event
  * loop with real sockets and worker threads: a DNS server thread on
  * loopback answers (or stays silent), a TCP connection on 127.0.0.1 is the
- * client. Covered: forward-confirmed and forged names, a timeout while the
+ * client. Covered: forward-confirmed and forged names, server failure
+ * (temporary) against NXDOMAIN (permanent), a timeout while the
  * worker is still busy (its late result must be dropped without touching
  * anything), a client that hangs up while waiting, lookups switched off,
  * the stand-alone (socketpair) session, and the system resolver naming
@@ -39,6 +40,7 @@ typedef struct dns_srv {
     int port;
     const char *ptr_name; /* NULL: stay silent */
     const char *a_addr;
+    int rcode; /* nonzero: answer every question with this RCODE and no records */
     atomic_int stop;
     pthread_t thread;
 } dns_srv;
@@ -83,11 +85,15 @@ static void *dns_serve(void *arg)
         qtype = (unsigned) q[next] << 8 | q[next + 1];
         memcpy(r, q, next + 4);
         r[2] = 0x84;
-        r[3] = 0x00;
+        r[3] = (unsigned char) d->rcode;
         r[6] = 0;
-        r[7] = 1;
+        r[7] = d->rcode ? 0 : 1;
         r[8] = r[9] = r[10] = r[11] = 0;
         rn = next + 4;
+        if (d->rcode) {
+            (void) sendto(d->fd, r, rn, 0, (struct sockaddr *) &peer, pl);
+            continue;
+        }
         put16(r, &rn, 0xc00c);
         put16(r, &rn, qtype);
         put16(r, &rn, 1);
@@ -115,7 +121,7 @@ static void *dns_serve(void *arg)
 
 static char resolver_spec[64];
 
-static void dns_start(dns_srv *d, const char *ptr_name, const char *a_addr)
+static void dns_start(dns_srv *d, const char *ptr_name, const char *a_addr, int rcode)
 {
     struct sockaddr_in sin;
     socklen_t sl = sizeof(sin);
@@ -125,6 +131,7 @@ static void dns_start(dns_srv *d, const char *ptr_name, const char *a_addr)
     atomic_init(&d->stop, 0);
     d->ptr_name = ptr_name;
     d->a_addr = a_addr;
+    d->rcode = rcode;
     memset(&sin, 0, sizeof(sin));
     sin.sin_family = AF_INET;
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -238,7 +245,7 @@ static void test_lookup_forward_confirmed_name(void **state)
     int fd;
 
     (void) state;
-    dns_start(&d, "mail.example.test", "127.0.0.1");
+    dns_start(&d, "mail.example.test", "127.0.0.1", 0);
     fd = tcp_pair();
     smtpd_peer_lookup(fd, "smtp", NULL, service);
     assert_int_equal(smtpd_peer_pending(), 1);
@@ -260,7 +267,7 @@ static void test_lookup_forged_name_is_unknown(void **state)
     int fd;
 
     (void) state;
-    dns_start(&d, "forged.example.test", "192.0.2.1");
+    dns_start(&d, "forged.example.test", "192.0.2.1", 0);
     fd = tcp_pair();
     smtpd_peer_lookup(fd, "smtp", NULL, service);
     run_until(5);
@@ -271,6 +278,33 @@ static void test_lookup_forged_name_is_unknown(void **state)
     dns_stop(&d);
 }
 
+static void test_lookup_server_failure_is_temporary_nxdomain_permanent(void **state)
+{
+    static const struct {
+        int rcode;
+        int status;
+    } rows[] = {{2, SMTPD_PEER_TEMP}, {5, SMTPD_PEER_TEMP}, {3, SMTPD_PEER_PERM}};
+
+    (void) state;
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        dns_srv d;
+        int fd;
+
+        called = 0;
+        dns_start(&d, "mail.example.test", "127.0.0.1", rows[i].rcode);
+        fd = tcp_pair();
+        smtpd_peer_lookup(fd, "smtp", NULL, service);
+        run_until(5);
+        assert_int_equal(called, 1);
+        assert_string_equal(seen.name, "unknown");
+        assert_int_equal(seen.status, rows[i].status);
+        close(fd);
+        close(client_fd);
+        client_fd = -1;
+        dns_stop(&d);
+    }
+}
+
 static void test_lookup_timeout_then_late_result_is_dropped(void **state)
 {
     dns_srv d;
@@ -278,7 +312,7 @@ static void test_lookup_timeout_then_late_result_is_dropped(void **state)
     int fd;
 
     (void) state;
-    dns_start(&d, NULL, NULL); /* silent */
+    dns_start(&d, NULL, NULL, 0); /* silent */
     fd = tcp_pair();
     smtpd_peer_lookup(fd, "smtp", NULL, service);
     took = run_until(5);
@@ -303,7 +337,7 @@ static void test_lookup_client_hangup_ends_the_wait(void **state)
 
     (void) state;
     var_smtpd_peername_lookup_timeout = 2; /* the worker's resolver gives up after 1 + 2 s */
-    dns_start(&d, NULL, NULL);
+    dns_start(&d, NULL, NULL, 0);
     fd = tcp_pair();
     smtpd_peer_lookup(fd, "smtp", NULL, service);
     event_loop(50);
@@ -329,7 +363,7 @@ static void test_lookup_early_talker_still_waits_for_its_name(void **state)
     int fd;
 
     (void) state;
-    dns_start(&d, "mail.example.test", "127.0.0.1");
+    dns_start(&d, "mail.example.test", "127.0.0.1", 0);
     fd = tcp_pair();
     assert_int_equal(write(client_fd, "EHLO x\r\n", 8), 8);
     smtpd_peer_lookup(fd, "smtp", NULL, service);
@@ -393,6 +427,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_lookup_forward_confirmed_name, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lookup_forged_name_is_unknown, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lookup_server_failure_is_temporary_nxdomain_permanent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lookup_timeout_then_late_result_is_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lookup_client_hangup_ends_the_wait, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lookup_early_talker_still_waits_for_its_name, setup, teardown),
