@@ -231,3 +231,19 @@ def test_system_resolver_names_loopback_from_hosts_file(kite):
     code, _ = send_message(kite, "127.0.0.1")
     assert code == 250
     kite.wait_log(r"connect from localhost\[127\.0\.0\.1\]")
+
+
+def test_lookup_through_resolver_address_works_chrooted(kite, dns):
+    if os.geteuid() != 0:
+        pytest.skip("chroot needs root")
+    d = dns({ptr("127.0.0.2"): {"PTR": ["mail.example.test"]}, "mail.example.test": {"A": ["127.0.0.2"]}})
+    kite.as_root_with_mail_owner()
+    # chroot = y for smtpd: its workers resolve inside queue_directory, with no /etc there.
+    kite.master_cf(f"127.0.0.1:{kite.port} inet n - y - 1 smtpd\ncleanup unix n - y - 0 cleanup\n")
+    start(kite, smtpd_peername_lookup="yes", smtpd_dns_resolver_address=d.address)
+    with connect_from(kite, "127.0.0.2") as s:
+        assert s.recv(512).startswith(b"220 ")
+        pid = smtpd_pid(kite, r"connect from mail\.example\.test\[127\.0\.0\.2\]")
+        # The session still runs: the process that named the client is chrooted.
+        assert os.path.realpath(os.readlink(f"/proc/{pid}/root")) == os.path.realpath(kite.queue_dir)
+        s.sendall(b"QUIT\r\n")
