@@ -106,11 +106,16 @@ static void *dns_serve(void *arg)
             putname(r, &rn, d->ptr_name);
             r[at] = 0;
             r[at + 1] = (unsigned char) (rn - at - 2);
-        } else if (qtype == DNS_TYPE_A) {
+        } else if (qtype == DNS_TYPE_A && strchr(d->a_addr, ':') == NULL) {
             put16(r, &rn, 4);
             if (inet_pton(AF_INET, d->a_addr, r + rn) != 1)
                 continue;
             rn += 4;
+        } else if (qtype == DNS_TYPE_AAAA && strchr(d->a_addr, ':') != NULL) {
+            put16(r, &rn, 16);
+            if (inet_pton(AF_INET6, d->a_addr, r + rn) != 1)
+                continue;
+            rn += 16;
         } else {
             continue;
         }
@@ -174,6 +179,33 @@ static int tcp_pair(void)
     client_fd = socket(AF_INET, SOCK_STREAM, 0);
     assert_true(client_fd >= 0);
     assert_int_equal(connect(client_fd, (struct sockaddr *) &sin, sizeof(sin)), 0);
+    sfd = accept(lfd, NULL, NULL);
+    assert_true(sfd >= 0);
+    close(lfd);
+    return sfd;
+}
+
+/* tcp6_pair - the same over [::1]; -1 when IPv6 loopback is unavailable */
+static int tcp6_pair(void)
+{
+    struct sockaddr_in6 sin6;
+    socklen_t sl = sizeof(sin6);
+    int lfd = socket(AF_INET6, SOCK_STREAM, 0), sfd;
+
+    if (lfd < 0)
+        return -1;
+    memset(&sin6, 0, sizeof(sin6));
+    sin6.sin6_family = AF_INET6;
+    sin6.sin6_addr = in6addr_loopback;
+    if (bind(lfd, (struct sockaddr *) &sin6, sizeof(sin6)) < 0) {
+        close(lfd);
+        return -1;
+    }
+    assert_int_equal(listen(lfd, 1), 0);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *) &sin6, &sl), 0);
+    client_fd = socket(AF_INET6, SOCK_STREAM, 0);
+    assert_true(client_fd >= 0);
+    assert_int_equal(connect(client_fd, (struct sockaddr *) &sin6, sizeof(sin6)), 0);
     sfd = accept(lfd, NULL, NULL);
     assert_true(sfd >= 0);
     close(lfd);
@@ -257,6 +289,27 @@ static void test_lookup_forward_confirmed_name(void **state)
     assert_int_equal(seen.status, SMTPD_PEER_OK);
     assert_false(seen.standalone);
     assert_int_equal(smtpd_lookup_jobs(), 0);
+    close(fd);
+    dns_stop(&d);
+}
+
+static void test_lookup_ipv6_client_uses_ip6_arpa_and_aaaa(void **state)
+{
+    dns_srv d;
+    int fd;
+
+    (void) state;
+    dns_start(&d, "six.example.test", "::1", 0);
+    if ((fd = tcp6_pair()) < 0) {
+        dns_stop(&d);
+        skip();
+    }
+    smtpd_peer_lookup(fd, "smtp", NULL, service);
+    run_until(5);
+    assert_int_equal(called, 1);
+    assert_string_equal(seen.addr, "::1");
+    assert_string_equal(seen.name, "six.example.test");
+    assert_int_equal(seen.status, SMTPD_PEER_OK);
     close(fd);
     dns_stop(&d);
 }
@@ -426,6 +479,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_lookup_forward_confirmed_name, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lookup_ipv6_client_uses_ip6_arpa_and_aaaa, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lookup_forged_name_is_unknown, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lookup_server_failure_is_temporary_nxdomain_permanent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lookup_timeout_then_late_result_is_dropped, setup, teardown),
