@@ -4,8 +4,9 @@
  * A thin main: it opens tables, password maps and the TLS context before
  * the chroot, then hands control to multi_server_main(), which runs many
  * sessions per process on the event loop. This file is the glue between
- * the event loop and the protocol engine in proto.c: it names the client
- * (address, port, forward-confirmed reverse name), enforces
+ * the event loop and the protocol engine in proto.c: it has lookup.c name
+ * the client (address, port, forward-confirmed reverse name) without
+ * blocking the other sessions, then enforces
  * smtpd_client_connection_count_limit, arms the idle timer, and maps what
  * smtpd_run() wants (read, write, sleep, close) onto events.
  *
@@ -24,6 +25,7 @@
 #include <unistd.h>
 
 #include "events.h"
+#include "lookup.h"
 #include "mail_server.h"
 #include "msg.h"
 #include "mymalloc.h"
@@ -85,50 +87,15 @@ static int limit_exempt(const char *addr)
     return hit;
 }
 
-/* client_names - printable address, port and forward-confirmed name */
+/* client_names - printable address, port and forward-confirmed name, as lookup.c settled them */
 static int client_names(int fd, char *name, size_t nlen, char *addr, size_t alen, char *port, size_t plen)
 {
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
-    char host[NI_MAXHOST];
-    struct addrinfo hints, *res, *ai;
-    int confirmed = 0;
+    const smtpd_peer *peer = smtpd_peer_current(fd);
 
-    snprintf(name, nlen, "unknown");
-    if (getpeername(fd, (struct sockaddr *) &ss, &sl) < 0 || (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)) {
-        /* Not an Internet peer: the stand-alone (sendmail -bs) session. */
-        snprintf(name, nlen, "localhost");
-        snprintf(addr, alen, "127.0.0.1");
-        snprintf(port, plen, "0");
-        return 1;
-    }
-    if (getnameinfo((struct sockaddr *) &ss, sl, addr, (socklen_t) alen, port, (socklen_t) plen,
-                    NI_NUMERICHOST | NI_NUMERICSERV) != 0)
-        msg_fatal("getnameinfo: cannot print the client address");
-    if (strncmp(addr, "::ffff:", 7) == 0 && strchr(addr + 7, '.'))
-        memmove(addr, addr + 7, strlen(addr + 7) + 1);
-    if (!var_smtpd_peername_lookup)
-        return 0;
-    /* Reverse, then forward confirmation, as Postfix does. */
-    if (getnameinfo((struct sockaddr *) &ss, sl, host, sizeof(host), NULL, 0, NI_NAMEREQD) != 0)
-        return 0;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_socktype = SOCK_STREAM;
-    if (getaddrinfo(host, NULL, &hints, &res) != 0)
-        return 0;
-    for (ai = res; ai && !confirmed; ai = ai->ai_next) {
-        char a[NI_MAXHOST];
-
-        if (getnameinfo(ai->ai_addr, ai->ai_addrlen, a, sizeof(a), NULL, 0, NI_NUMERICHOST) != 0)
-            continue;
-        if (strncmp(a, "::ffff:", 7) == 0)
-            memmove(a, a + 7, strlen(a + 7) + 1);
-        confirmed = strcmp(a, addr) == 0;
-    }
-    freeaddrinfo(res);
-    if (confirmed)
-        snprintf(name, nlen, "%s", host);
-    return 0;
+    snprintf(name, nlen, "%s", peer->name);
+    snprintf(addr, alen, "%s", peer->addr);
+    snprintf(port, plen, "%s", peer->port);
+    return peer->standalone;
 }
 
 /*
@@ -255,11 +222,18 @@ static void smtpd_service(int fd, const char *service, char **argv)
     session_drive(s);
 }
 
+/* smtpd_accept - a new client connection: name it without blocking, then serve it */
+static void smtpd_accept(int fd, const char *service, char **argv)
+{
+    smtpd_peer_lookup(fd, service, argv, smtpd_service);
+}
+
 /* pre_jail - open tables, password maps and TLS keys while still privileged */
 static void pre_jail(const char *service, char **argv)
 {
     smtpd_check_init();
     smtpd_sasl_init();
+    smtpd_lookup_init();
     if (smtpd_tls_init() < 0 && var_smtpd_tls_security_level &&
         strcasecmp(var_smtpd_tls_security_level, "encrypt") == 0)
         msg_warn("smtpd_tls_security_level = encrypt but TLS is unavailable: mail will be refused");
@@ -270,5 +244,5 @@ int main(int argc, char **argv)
 {
     static const mail_server_hooks hooks = {.pre_jail = pre_jail};
 
-    multi_server_main(argc, argv, smtpd_service, &hooks);
+    multi_server_main(argc, argv, smtpd_accept, &hooks);
 }
