@@ -144,20 +144,14 @@ void local_as_user(const local_user *u, local_child_fn pre_root, local_child_fn 
 {
     struct sigaction dfl, old_act;
     sigset_t alrm, old_mask;
+    int privileged = local_privileged();
     vbuf why;
 
-    if (!local_privileged()) {
+    if (!privileged && u->uid != getuid()) {
         /* Everything runs as this one user: no switch, and no other user. */
-        if (u->uid != getuid()) {
-            local_status_set(st, DELIVER_DEFER, "4.3.0",
-                             "an unprivileged mail system cannot deliver as user \"%s\" (uid %ld)", u->name,
-                             (long) u->uid);
-            return;
-        }
-        if (pre_root)
-            pre_root(ctx, st);
-        if (st->status == DELIVER_OK)
-            fn(ctx, st);
+        local_status_set(st, DELIVER_DEFER, "4.3.0",
+                         "an unprivileged mail system cannot deliver as user \"%s\" (uid %ld)", u->name,
+                         (long) u->uid);
         return;
     }
     /*
@@ -178,7 +172,9 @@ void local_as_user(const local_user *u, local_child_fn pre_root, local_child_fn 
     if (pre_root)
         pre_root(ctx, st);
     if (st->status == DELIVER_OK) {
-        if (local_set_eugid(u->uid, u->gid, &why) < 0) {
+        if (!privileged) {
+            fn(ctx, st); /* already the user */
+        } else if (local_set_eugid(u->uid, u->gid, &why) < 0) {
             local_status_set(st, DELIVER_DEFER, "4.3.0", "%s", vbuf_str(&why));
         } else {
             fn(ctx, st);
