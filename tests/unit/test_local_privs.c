@@ -268,6 +268,7 @@ static void test_as_user_failed_delivery_still_returns_to_root(void **state)
         local_user other = {"daemon", "/", "/bin/sh", 1, 1};
 
         memset(&t, 0, sizeof(t));
+        local_status_free(&st);
         local_status_init(&st);
         local_as_user(&other, NULL, record, &t, 60, &st);
         assert_int_equal(st.status, DELIVER_OK);
