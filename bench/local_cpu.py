@@ -24,6 +24,7 @@ import argparse
 import os
 import pwd
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -215,7 +216,7 @@ def run(args, workload, tmp):
     base = tempfile.mkdtemp(prefix="localcpu-", dir=tmp)
     os.chmod(base, 0o755)
     port = free_port()
-    etc, to = setup(base, port, workload, 1 if args.strace else 0)
+    etc, to = setup(base, port, workload, 1 if args.strace or args.perf else 0)
     cg = Cpuacct("kite-localcpu-%d" % os.getpid())
     kite = os.path.join(BUILD, "bin", "kite")
     strace = None
@@ -235,6 +236,11 @@ def run(args, workload, tmp):
             opts = ["-f", "-c"] if not args.trace else ["-f", "-tt", "-s", "80"]
             strace = subprocess.Popen(["strace"] + opts + ["-o", out, "-p", str(pids[0])],
                                       stderr=subprocess.DEVNULL)
+            time.sleep(1.0)
+        elif args.perf:
+            out = os.path.join(base, "perf.data")
+            strace = subprocess.Popen(["perf", "record", "-q", "-g", "-o", out, "-p", ",".join(map(str, pids))],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(1.0)
         base_cpu = {p: proc_cpu(p) for p in pids}
         total0 = cg.cpu()
@@ -263,10 +269,16 @@ def run(args, workload, tmp):
                "total_cpu_per_1000": (total1 - total0) * 1000 / args.messages if total0 is not None else None,
                "local_procs": len(last)}
         if strace:
-            strace.terminate()
+            strace.send_signal(signal.SIGINT)
             strace.wait()
-            with open(out) as f:
-                res["strace"] = f.read()
+            if args.perf:
+                rep = ["perf", "report", "-i", out, "--stdio", "--no-children", "-g", "none"]
+                res["strace"] = (subprocess.run(rep + ["--sort", "dso"], capture_output=True, text=True).stdout +
+                                 subprocess.run(rep + ["--sort", "dso,sym", "--percent-limit", "0.4"],
+                                                capture_output=True, text=True).stdout)
+            else:
+                with open(out) as f:
+                    res["strace"] = f.read()
     finally:
         if strace and strace.poll() is None:
             strace.kill()
@@ -290,6 +302,7 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--workload", default="virtual", choices=("virtual", "home", "mbox"))
     ap.add_argument("--strace", action="store_true")
+    ap.add_argument("--perf", action="store_true", help="perf record the local processes; print the top symbols")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--trace", action="store_true", help="with --strace: the full trace, not the summary")
     args = ap.parse_args()
@@ -297,7 +310,7 @@ def main():
     os.chmod(tmp, 0o755)
     results = []
     try:
-        for i in range(1 if args.strace else args.runs):
+        for i in range(1 if args.strace or args.perf else args.runs):
             r = run(args, args.workload, tmp)
             results.append(r)
             print("run %d: delivered %d in %.1fs (%.0f msg/s), local CPU %.2fs/1000, instance CPU %s/1000, "

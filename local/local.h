@@ -146,6 +146,7 @@ int local_privileged(void);
 
 /* maildir.c */
 void local_maildir_name(vbuf *out, long long sec, long usec, long pid, unsigned long long rnd, const char *host);
+int local_maildir_move(const char *tmp, const char *new); /* never replaces NEW; 0 or -1 (errno) */
 void local_maildir_deliver(local_msg *m, const char *dir, const char *sender, const char *delivered_to, long long limit,
                            local_status *st);
 

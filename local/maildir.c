@@ -1,7 +1,9 @@
 /*
  * maildir - delivery into a Maildir: the message is written to tmp/ under
- * a unique name, fsync'd, linked into new/ (never replacing a file) and the
- * directory fsync'd, so a message is either completely there or absent.
+ * a unique name, fsync'd, moved into new/ (never replacing a file: a rename
+ * with RENAME_NOREPLACE, or link and unlink where the file system has no
+ * such rename) and the directory fsync'd, so a message is either completely
+ * there or absent.
  * Missing tmp/, new/ and cur/ directories (and the Maildir's parents) are
  * created (mode 0700) when the delivery finds one missing (ENOENT), so a
  * Maildir that exists costs no directory calls.
@@ -86,6 +88,25 @@ static unsigned long long maildir_random(void)
     return r;
 }
 
+/* local_maildir_move - TMP becomes NEW unless NEW exists; 0, or -1 (errno) with TMP left in place */
+int local_maildir_move(const char *tmp, const char *new)
+{
+    int saved;
+
+    /* One step where the file system can do it (ext4, xfs, btrfs, tmpfs, ...). */
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, new, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno != EINVAL && errno != ENOSYS)
+        return -1;
+    /* Elsewhere link() refuses to replace an existing file, where rename() would not. */
+    if (link(tmp, new) != 0)
+        return -1;
+    saved = errno;
+    (void) unlink(tmp);
+    errno = saved;
+    return 0;
+}
+
 /* maildir_fsync_dir - make a directory entry durable */
 static int maildir_fsync_dir(const char *dir)
 {
@@ -106,7 +127,7 @@ void local_maildir_deliver(local_msg *m, const char *dir, const char *sender, co
     vbuf base, name, tmp, new, why;
     struct timeval tv;
     local_fdout out;
-    int fd = -1, linked;
+    int fd = -1, moved;
 
     vbuf_init(&base, 0);
     vbuf_init(&name, 0);
@@ -160,25 +181,24 @@ void local_maildir_deliver(local_msg *m, const char *dir, const char *sender, co
         (void) unlink(vbuf_str(&tmp));
         goto out;
     }
-    /* link() refuses to replace an existing file, where rename() would not. */
-    linked = link(vbuf_str(&tmp), vbuf_str(&new));
-    if (linked != 0 && errno == ENOENT) {
-        /* tmp/ was there, new/ is not: make the missing directories and link again. */
+    /* Never replace an existing file: a rename that refuses to, or link() and unlink(). */
+    moved = local_maildir_move(vbuf_str(&tmp), vbuf_str(&new));
+    if (moved != 0 && errno == ENOENT) {
+        /* tmp/ was there, new/ is not: make the missing directories and try again. */
         vbuf_reset(&why);
         if (maildir_mkdirs(vbuf_str(&base), &why) < 0) {
             local_status_set(st, DELIVER_DEFER, "4.2.0", "maildir delivery failed: %s", vbuf_str(&why));
             (void) unlink(vbuf_str(&tmp));
             goto out;
         }
-        linked = link(vbuf_str(&tmp), vbuf_str(&new));
+        moved = local_maildir_move(vbuf_str(&tmp), vbuf_str(&new));
     }
-    if (linked != 0) {
-        local_status_set(st, DELIVER_DEFER, "4.2.0", "maildir delivery failed: link to %s: %s", vbuf_str(&new),
+    if (moved != 0) {
+        local_status_set(st, DELIVER_DEFER, "4.2.0", "maildir delivery failed: move to %s: %s", vbuf_str(&new),
                          strerror(errno));
         (void) unlink(vbuf_str(&tmp));
         goto out;
     }
-    (void) unlink(vbuf_str(&tmp));
     vbuf_reset(&why);
     (void) vbuf_printf(&why, "%s/new", vbuf_str(&base));
     if (maildir_fsync_dir(vbuf_str(&why)) != 0) {

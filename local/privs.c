@@ -50,24 +50,25 @@ int local_privileged(void)
     return geteuid() == 0;
 }
 
-/* Root's own groups, recorded before the first switch, restored after each. */
+/* Root's own ids and groups, recorded before the first switch, restored after each. */
 static gid_t *privs_root_groups;
 static int privs_root_ngroups = -1;
-static gid_t privs_root_egid;
+static gid_t privs_root_rgid, privs_root_egid, privs_root_sgid;
+
+#define PRIVS_GROUPS_STACK 64 /* group lists this long need no allocation */
 
 /* privs_groups_are - the supplementary groups are exactly LIST[0..N) (any order) */
 static int privs_groups_are(const gid_t *list, int n)
 {
-    gid_t *now;
+    gid_t stack[PRIVS_GROUPS_STACK], *now = stack;
     int have, ok = 1;
 
-    if ((have = getgroups(0, NULL)) < 0 || have != n)
-        return 0;
-    if (n == 0)
-        return 1;
-    now = xreallocarray(NULL, (size_t) n, sizeof(*now));
-    if (getgroups(n, now) != n) {
-        ok = 0;
+    /* One call in the common case: a buffer larger than the list we expect. */
+    if (n >= PRIVS_GROUPS_STACK)
+        now = xreallocarray(NULL, (size_t) n + 1, sizeof(*now));
+    have = getgroups(n >= PRIVS_GROUPS_STACK ? n + 1 : PRIVS_GROUPS_STACK, now);
+    if (have != n) {
+        ok = 0; /* a different count, or an error (EINVAL: even more groups) */
     } else {
         for (int i = 0; i < n && ok; i++) {
             int found = 0;
@@ -77,49 +78,60 @@ static int privs_groups_are(const gid_t *list, int n)
             ok = found;
         }
     }
-    xfree(now);
+    if (now != stack)
+        xfree(now);
     return ok;
 }
 
-/* privs_record_root - remember root's groups and gid (once, while root) */
+/* privs_record_root - remember root's gids and groups (once, while root) */
 static void privs_record_root(void)
 {
+    uid_t r, e, s;
     int n;
 
     if (privs_root_ngroups >= 0)
         return;
-    if (geteuid() != 0 || getuid() != 0)
-        msg_panic("privs_record_root: not root (uid %ld euid %ld)", (long) getuid(), (long) geteuid());
+    if (getresuid(&r, &e, &s) < 0 || r != 0 || e != 0 || s != 0)
+        msg_panic("privs_record_root: not root in every uid");
+    if (getresgid(&privs_root_rgid, &privs_root_egid, &privs_root_sgid) < 0)
+        msg_fatal("getresgid: %m");
     if ((n = getgroups(0, NULL)) < 0)
         msg_fatal("getgroups: %m");
     privs_root_groups = xreallocarray(NULL, (size_t) n + 1, sizeof(gid_t));
     if (getgroups(n, privs_root_groups) != n)
         msg_fatal("getgroups: %m");
     privs_root_ngroups = n;
-    privs_root_egid = getegid();
 }
 
 /* local_restore_root - become root again after local_set_eugid; fatal when it does not take */
 void local_restore_root(void)
 {
+    uid_t r, e, s;
+    gid_t rg, eg, sg;
+
     if (privs_root_ngroups < 0)
         msg_panic("local_restore_root: no identity switch was made");
-    /* The uid first: only root may change groups. */
+    /* The uid first: only root may change gids and groups. */
     if (seteuid(0) < 0)
         msg_fatal("local_restore_root: seteuid(0): %m");
     if (setegid(privs_root_egid) < 0)
         msg_fatal("local_restore_root: setegid(%ld): %m", (long) privs_root_egid);
     if (setgroups((size_t) privs_root_ngroups, privs_root_groups) < 0)
         msg_fatal("local_restore_root: setgroups: %m");
-    if (getuid() != 0 || geteuid() != 0 || getegid() != privs_root_egid ||
+    if (getresuid(&r, &e, &s) < 0 || getresgid(&rg, &eg, &sg) < 0)
+        msg_fatal("local_restore_root: getresuid/getresgid: %m");
+    if (r != 0 || e != 0 || s != 0 || rg != privs_root_rgid || eg != privs_root_egid || sg != privs_root_sgid ||
         !privs_groups_are(privs_root_groups, privs_root_ngroups))
-        msg_fatal("local_restore_root: did not become root again (uid %ld euid %ld egid %ld)", (long) getuid(),
-                  (long) geteuid(), (long) getegid());
+        msg_fatal("local_restore_root: did not become root again (uids %ld/%ld/%ld, gids %ld/%ld/%ld)", (long) r,
+                  (long) e, (long) s, (long) rg, (long) eg, (long) sg);
 }
 
 /* local_set_eugid - take UID/GID (and GID as the only group) as effective identity; 0, or -1 (why) as root */
 int local_set_eugid(uid_t uid, gid_t gid, vbuf *why)
 {
+    uid_t r, e, s;
+    gid_t rg, eg, sg;
+
     privs_record_root();
     if (geteuid() != 0)
         msg_panic("local_set_eugid: euid is %ld, not root", (long) geteuid());
@@ -130,7 +142,8 @@ int local_set_eugid(uid_t uid, gid_t gid, vbuf *why)
         return -1;
     }
     /* Don't assume: check every id and the group list. */
-    if (geteuid() != uid || getegid() != gid || getuid() != 0 || !privs_groups_are(&gid, 1)) {
+    if (getresuid(&r, &e, &s) < 0 || getresgid(&rg, &eg, &sg) < 0 || e != uid || r != 0 || s != 0 || eg != gid ||
+        rg != privs_root_rgid || sg != privs_root_sgid || !privs_groups_are(&gid, 1)) {
         (void) vbuf_printf(why, "change to uid %ld gid %ld did not take", (long) uid, (long) gid);
         local_restore_root();
         return -1;

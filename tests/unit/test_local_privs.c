@@ -542,6 +542,41 @@ static void test_maildir_that_exists_is_left_as_it_is(void **state)
     qfile_close(m.q);
 }
 
+static void test_maildir_move_never_replaces_a_message(void **state)
+{
+    char a[256], b[256], c[256];
+    struct stat sb;
+    int fd;
+
+    (void) state;
+    (void) snprintf(a, sizeof(a), "%s/move-a", dir);
+    (void) snprintf(b, sizeof(b), "%s/move-b", dir);
+    (void) snprintf(c, sizeof(c), "%s/move-c", dir);
+    fd = open(a, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    assert_true(fd >= 0 && write(fd, "aa", 2) == 2 && close(fd) == 0);
+    fd = open(b, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    assert_true(fd >= 0 && write(fd, "b", 1) == 1 && close(fd) == 0);
+    /* The target exists: refused, both files as they were. */
+    assert_int_equal(local_maildir_move(a, b), -1);
+    assert_int_equal(errno, EEXIST);
+    assert_int_equal(stat(a, &sb), 0);
+    assert_int_equal(sb.st_size, 2);
+    assert_int_equal(stat(b, &sb), 0);
+    assert_int_equal(sb.st_size, 1);
+    /* A free name: moved, the old name gone, one link. */
+    assert_int_equal(local_maildir_move(a, c), 0);
+    assert_int_equal(access(a, F_OK), -1);
+    assert_int_equal(stat(c, &sb), 0);
+    assert_int_equal(sb.st_size, 2);
+    assert_int_equal(sb.st_nlink, 1);
+    /* A missing directory is reported as such (the caller makes the Maildir then). */
+    (void) snprintf(a, sizeof(a), "%s/no-such-dir/x", dir);
+    assert_int_equal(local_maildir_move(c, a), -1);
+    assert_int_equal(errno, ENOENT);
+    assert_int_equal(unlink(b), 0);
+    assert_int_equal(unlink(c), 0);
+}
+
 /* maildir_job_ctx - local_maildir_deliver as a delivery step */
 typedef struct md_job {
     local_msg *m;
@@ -627,6 +662,7 @@ int main(void)
         cmocka_unit_test(test_maildir_is_created_when_missing),
         cmocka_unit_test(test_maildir_missing_new_is_made_at_link_time),
         cmocka_unit_test(test_maildir_that_exists_is_left_as_it_is),
+        cmocka_unit_test(test_maildir_move_never_replaces_a_message),
         cmocka_unit_test(test_maildir_unwritable_or_over_limit_fails_and_root_returns),
     };
 
