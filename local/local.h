@@ -101,6 +101,7 @@ void local_result(local_ctx *c, const char *target, const local_status *st);
 /* user.c */
 local_user *local_user_byname(const char *name, vbuf *why); /* NULL: not found (why empty) or error */
 local_user *local_user_byuid(uid_t uid, gid_t gid);
+local_user *local_user_virtual(uid_t uid, gid_t gid); /* "uid N", no password lookup */
 local_user *local_user_dup(const local_user *u);
 void local_user_free(local_user *u);
 

@@ -577,6 +577,19 @@ static void test_maildir_move_never_replaces_a_message(void **state)
     assert_int_equal(unlink(c), 0);
 }
 
+static void test_virtual_mailbox_owner_comes_from_the_ids_alone(void **state)
+{
+    /* An id with no password entry at all works: nothing is looked up. */
+    local_user *u = local_user_virtual(4000000001u, 4000000002u);
+
+    (void) state;
+    assert_string_equal(u->name, "uid 4000000001");
+    assert_int_equal(u->uid, 4000000001u);
+    assert_int_equal(u->gid, 4000000002u);
+    assert_string_equal(u->home, "/");
+    local_user_free(u);
+}
+
 /* maildir_job_ctx - local_maildir_deliver as a delivery step */
 typedef struct md_job {
     local_msg *m;
@@ -663,6 +676,7 @@ int main(void)
         cmocka_unit_test(test_maildir_missing_new_is_made_at_link_time),
         cmocka_unit_test(test_maildir_that_exists_is_left_as_it_is),
         cmocka_unit_test(test_maildir_move_never_replaces_a_message),
+        cmocka_unit_test(test_virtual_mailbox_owner_comes_from_the_ids_alone),
         cmocka_unit_test(test_maildir_unwritable_or_over_limit_fails_and_root_returns),
     };
 
