@@ -5,9 +5,9 @@
  * recipient is expanded (aliases, ~/.forward, :include:) into targets:
  * mailboxes (mbox or Maildir), files, commands, and addresses that are
  * forwarded through cleanup as a new message. Every target is delivered
- * with its owner's privileges: mailboxes and files by this process with its
- * effective ids switched to the owner, commands in a child that becomes the
- * owner for good (privs.c). The results are logged one line per target and
+ * with its owner's privileges: mailboxes by this process with its effective
+ * ids switched to the owner, commands and files named in lists in a child
+ * that becomes the owner for good (privs.c). The results are logged one line per target and
  * folded into one result per recipient for qmgr.
  */
 #ifndef KITE_LOCAL_LOCAL_H
@@ -135,10 +135,10 @@ void local_fdout_release(local_fdout *o);
 
 /* privs.c - run a delivery with the target's uid/gid */
 typedef void (*local_child_fn)(void *ctx, local_status *st);
-/* local_run_as - in a child that becomes U for good (commands) */
+/* local_run_as - in a child that becomes U for good (commands, list-named files) */
 void local_run_as(const local_user *u, local_child_fn pre_root, local_child_fn fn, void *ctx, int timeout,
                   local_status *st);
-/* local_as_user - in this process, effective ids switched to U and back (mailboxes, files) */
+/* local_as_user - in this process, effective ids switched to U and back (mailboxes) */
 void local_as_user(const local_user *u, local_child_fn pre_root, local_child_fn fn, void *ctx, int timeout,
                    local_status *st);
 int local_set_eugid(uid_t uid, gid_t gid, vbuf *why); /* 0, or -1 (why) back as root */

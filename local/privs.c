@@ -4,22 +4,23 @@
  * Two ways, both ending with exactly the recipient's uid, gid and one
  * group (the user's primary group, as Postfix's local does):
  *
- *   local_as_user - mailbox, Maildir and file deliveries: this process
+ *   local_as_user - mailbox and Maildir deliveries: this process
  *       switches its effective identity (setgroups, setegid, seteuid; the
  *       real and saved ids stay root), delivers, and becomes root again.
  *       Each switch is checked (ids, groups); a failure to become root
  *       again is fatal. A time limit (alarm, default action: the kernel
  *       kills the process, even out of a killable NFS wait) stands in for
  *       the parent that killed a hung child.
- *   local_run_as - commands: a child process that becomes the user for
+ *   local_run_as - commands, and files named in aliases or .forward
+ *       (file.c says why): a child process that becomes the user for
  *       good (real, effective and saved ids) before it runs anything; its
  *       outcome comes back over a pipe as one attr frame, and the parent
  *       treats anything but a well-formed frame (crash, timeout) as a
  *       temporary failure.
  *
- * Why in-process is safe for files and mailboxes: nothing but Kite's own
- * code runs while the identity is the user's - open (O_NOFOLLOW,
- * safe_open), lock, write, fsync, link, unlink - and every one of those
+ * Why in-process is safe for mailboxes: nothing but Kite's own code runs
+ * while the identity is the user's - open (O_NOFOLLOW, safe_open), lock,
+ * write, fsync, rename/link, unlink - and every one of those
  * file-system operations is checked by the kernel against the user's
  * fsuid/fsgid/groups exactly as in a child. The user cannot signal or
  * ptrace the process meanwhile (its real and saved uid are root; the
