@@ -142,7 +142,7 @@ void local_run_as(const local_user *u, local_child_fn pre_root, local_child_fn f
 void local_as_user(const local_user *u, local_child_fn pre_root, local_child_fn fn, void *ctx, int timeout,
                    local_status *st);
 int local_set_eugid(uid_t uid, gid_t gid, vbuf *why); /* 0, or -1 (why) back as root */
-void local_restore_root(void);                         /* fatal when root does not come back */
+void local_restore_root(void);                        /* fatal when root does not come back */
 int local_privileged(void);
 
 /* maildir.c */

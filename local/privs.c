@@ -164,8 +164,7 @@ void local_as_user(const local_user *u, local_child_fn pre_root, local_child_fn 
     if (!privileged && u->uid != getuid()) {
         /* Everything runs as this one user: no switch, and no other user. */
         local_status_set(st, DELIVER_DEFER, "4.3.0",
-                         "an unprivileged mail system cannot deliver as user \"%s\" (uid %ld)", u->name,
-                         (long) u->uid);
+                         "an unprivileged mail system cannot deliver as user \"%s\" (uid %ld)", u->name, (long) u->uid);
         return;
     }
     /*

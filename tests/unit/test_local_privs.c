@@ -340,7 +340,8 @@ static void test_unprivileged_process_delivers_only_as_itself(void **state)
     if (pid == 0) {
         gid_t g = USER_ID;
 
-        if (geteuid() == 0 && (setgroups(1, &g) != 0 || setresgid(g, g, g) != 0 || setresuid(USER_ID, USER_ID, USER_ID) != 0))
+        if (geteuid() == 0 &&
+            (setgroups(1, &g) != 0 || setresgid(g, g, g) != 0 || setresuid(USER_ID, USER_ID, USER_ID) != 0))
             _exit(3);
         unpriv_child();
     }
