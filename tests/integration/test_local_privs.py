@@ -214,8 +214,10 @@ def test_failed_deliveries_leave_local_root_for_the_next_user(kite, users):
                   rf"status=sent \(delivered to maildir\)", timeout=20)
     (f,) = new_files(Path(b.pw_dir) / "Maildir")
     st = f.stat()
-    # Written as b, not as a (the failed one before) and not as root.
+    # Written as b, not as a (the failed one before) and not as root...
     assert (st.st_uid, st.st_gid) == (b.pw_uid, b.pw_gid)
+    # ...by local itself, not by a child: the unique name carries local's pid.
+    assert re.fullmatch(rf"\d+\.M\d{{6}}P{pid}_R[0-9a-f]{{16}}\.kite\.test", f.name), f.name
     assert_local_is_root(kite, pid)
     assert list((md_a / "new").iterdir()) == []
     # One process did all of it.
