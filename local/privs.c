@@ -159,6 +159,7 @@ void local_as_user(const local_user *u, local_child_fn pre_root, local_child_fn 
     struct sigaction dfl, old_act;
     sigset_t alrm, old_mask;
     int privileged = local_privileged();
+    local_status res; /* a fresh outcome, as a child would start with */
     vbuf why;
 
     if (!privileged && u->uid != getuid()) {
@@ -182,21 +183,24 @@ void local_as_user(const local_user *u, local_child_fn pre_root, local_child_fn 
         msg_fatal("local_as_user: SIGALRM setup: %m");
     (void) alarm(timeout > 0 ? (unsigned) timeout : 0);
     vbuf_init(&why, 0);
+    local_status_init(&res);
     if (pre_root)
-        pre_root(ctx, st);
-    if (st->status == DELIVER_OK) {
+        pre_root(ctx, &res);
+    if (res.status == DELIVER_OK) {
         if (!privileged) {
-            fn(ctx, st); /* already the user */
+            fn(ctx, &res); /* already the user */
         } else if (local_set_eugid(u->uid, u->gid, &why) < 0) {
-            local_status_set(st, DELIVER_DEFER, "4.3.0", "%s", vbuf_str(&why));
+            local_status_set(&res, DELIVER_DEFER, "4.3.0", "%s", vbuf_str(&why));
         } else {
-            fn(ctx, st);
+            fn(ctx, &res);
             local_restore_root();
         }
     }
     (void) alarm(0);
     if (sigprocmask(SIG_SETMASK, &old_mask, NULL) < 0 || sigaction(SIGALRM, &old_act, NULL) < 0)
         msg_fatal("local_as_user: SIGALRM restore: %m");
+    local_status_set(st, res.status, res.dsn, "%s", vbuf_str(&res.reason));
+    local_status_free(&res);
     vbuf_release(&why);
 }
 

@@ -414,6 +414,25 @@ static void test_as_user_puts_back_the_alarm_state(void **state)
     local_status_free(&st);
 }
 
+static void test_as_user_outcome_is_the_delivery_s_alone(void **state)
+{
+    local_user self = {"me", "/", "/bin/sh", getuid(), getgid()};
+    local_status st;
+    seen s;
+
+    (void) state;
+    memset(&s, 0, sizeof(s));
+    local_status_init(&st);
+    /* Whatever the caller's status held before, the delivery starts afresh (as a child did). */
+    local_status_set(&st, DELIVER_BOUNCE, "5.0.0", "left over");
+    local_as_user(geteuid() == 0 ? &user : &self, NULL, record, &s, 60, &st);
+    assert_int_equal(s.called, 1);
+    assert_int_equal(st.status, DELIVER_OK);
+    assert_string_equal(st.dsn, "2.0.0");
+    assert_string_equal(vbuf_str(&st.reason), "");
+    local_status_free(&st);
+}
+
 /* A one-message queue file to deliver from. */
 static qfile *queue_file(void)
 {
@@ -673,6 +692,7 @@ int main(void)
         cmocka_unit_test(test_unprivileged_process_delivers_only_as_itself),
         cmocka_unit_test(test_time_limit_ends_a_hung_delivery),
         cmocka_unit_test(test_as_user_puts_back_the_alarm_state),
+        cmocka_unit_test(test_as_user_outcome_is_the_delivery_s_alone),
         cmocka_unit_test(test_maildir_is_created_when_missing),
         cmocka_unit_test(test_maildir_missing_new_is_made_at_link_time),
         cmocka_unit_test(test_maildir_that_exists_is_left_as_it_is),
