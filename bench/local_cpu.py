@@ -15,9 +15,12 @@ Workloads:
 "home" and "mbox" need root (a throwaway user is created and removed).
 
 --strace runs one local process (maxproc 1) under strace -f -c and prints
-the system call summary for the N messages.
+the system call summary for the N messages (--trace: the full trace);
+--perf records it with perf and prints where the CPU went.
+KITE_BUILD=DIR measures another build (e.g. a copy of main's).
 
-Usage: bench/local_cpu.py [--messages N] [--sessions S] [--workload W] [--strace] [--runs R]
+Usage: bench/local_cpu.py [--messages N] [--sessions S] [--size BYTES] [--runs R]
+                          [--workload virtual|home|mbox] [--strace [--trace] | --perf]
 """
 
 import argparse
