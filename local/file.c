@@ -4,6 +4,15 @@
  * or written as a Maildir message when the path ends in '/'. Links are
  * never followed (safe_open). Runs as the owner of the list that named the
  * file, subject to allow_mail_to_files.
+ *
+ * An mbox-style file is written in a child that becomes the owner for good
+ * (privs.c local_run_as), not in this process with switched effective ids
+ * as mailboxes are: its name comes from a user's .forward or :include:
+ * file, and a name such as /proc/self/... would mean this root process
+ * rather than a process of the user's. Such deliveries are rare; the fork
+ * costs little there. A Maildir named by a list ('/' at the end) only ever
+ * gets new files (O_EXCL) and links, which no special file system allows,
+ * and goes the mailbox way.
  */
 #include <string.h>
 

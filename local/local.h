@@ -4,9 +4,11 @@
  * One request (deliver.h) carries one message and its recipients. Each
  * recipient is expanded (aliases, ~/.forward, :include:) into targets:
  * mailboxes (mbox or Maildir), files, commands, and addresses that are
- * forwarded through cleanup as a new message. Every target is delivered in
- * a child process that runs as the target's owner; the results are logged
- * one line per target and folded into one result per recipient for qmgr.
+ * forwarded through cleanup as a new message. Every target is delivered
+ * with its owner's privileges: mailboxes by this process with its effective
+ * ids switched to the owner, commands and files named in lists in a child
+ * that becomes the owner for good (privs.c). The results are logged one line per target and
+ * folded into one result per recipient for qmgr.
  */
 #ifndef KITE_LOCAL_LOCAL_H
 #define KITE_LOCAL_LOCAL_H
@@ -99,6 +101,7 @@ void local_result(local_ctx *c, const char *target, const local_status *st);
 /* user.c */
 local_user *local_user_byname(const char *name, vbuf *why); /* NULL: not found (why empty) or error */
 local_user *local_user_byuid(uid_t uid, gid_t gid);
+local_user *local_user_virtual(uid_t uid, gid_t gid); /* "uid N", no password lookup */
 local_user *local_user_dup(const local_user *u);
 void local_user_free(local_user *u);
 
@@ -130,14 +133,21 @@ int local_fdout_write(void *ctx, const void *data, size_t len);
 int local_fdout_flush(local_fdout *o);
 void local_fdout_release(local_fdout *o);
 
-/* privs.c - run a delivery in a child with the target's uid/gid */
+/* privs.c - run a delivery with the target's uid/gid */
 typedef void (*local_child_fn)(void *ctx, local_status *st);
+/* local_run_as - in a child that becomes U for good (commands, list-named files) */
 void local_run_as(const local_user *u, local_child_fn pre_root, local_child_fn fn, void *ctx, int timeout,
                   local_status *st);
+/* local_as_user - in this process, effective ids switched to U and back (mailboxes) */
+void local_as_user(const local_user *u, local_child_fn pre_root, local_child_fn fn, void *ctx, int timeout,
+                   local_status *st);
+int local_set_eugid(uid_t uid, gid_t gid, vbuf *why); /* 0, or -1 (why) back as root */
+void local_restore_root(void);                        /* fatal when root does not come back */
 int local_privileged(void);
 
 /* maildir.c */
 void local_maildir_name(vbuf *out, long long sec, long usec, long pid, unsigned long long rnd, const char *host);
+int local_maildir_move(const char *tmp, const char *new); /* never replaces NEW; 0 or -1 (errno) */
 void local_maildir_deliver(local_msg *m, const char *dir, const char *sender, const char *delivered_to, long long limit,
                            local_status *st);
 

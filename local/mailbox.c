@@ -5,9 +5,12 @@
  * mbox delivery appends under an fcntl lock and a dotlock (FILE.lock,
  * O_EXCL; stale ones are broken after 10 minutes), with a "From " line,
  * >From quoting and LF line ends; a failed append is cut back off so the
- * mailbox is never left with half a message. A spool mailbox is created
- * and opened as root (the spool directory is root's), owned by the user,
- * then the child drops to the user before writing.
+ * mailbox is never left with half a message. A spool mailbox is created,
+ * opened and locked as root (the spool directory is root's; root also
+ * holds the dotlock there), handed to the user, and written after the
+ * process took the user's identity (privs.c local_as_user). Everything
+ * else - a Maildir, an mbox in $HOME - is opened and written only as the
+ * user.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -140,7 +143,7 @@ static void mbox_append(local_msg *m, int fd, const char *path, const char *send
     local_fdout_release(&out);
 }
 
-/* Child context of an mbox delivery. */
+/* Context of an mbox delivery. */
 typedef struct mbox_job {
     local_msg *m;
     const char *path, *sender, *delivered_to, *what;
@@ -198,6 +201,7 @@ static void mbox_child(void *ctx, local_status *st)
     mbox_append(j->m, j->fd, j->path, j->sender, j->delivered_to, j->limit, j->what, st);
     local_mbox_unlock(j->path, j->dotlocked);
     (void) close(j->fd);
+    j->fd = -1;
 }
 
 /* local_mbox_deliver - append to an mbox as the calling process (files, tests) */
@@ -211,7 +215,7 @@ void local_mbox_deliver(local_msg *m, const char *path, const char *sender, cons
     mbox_child(&j, st);
 }
 
-/* Child context of a Maildir delivery. */
+/* Context of a Maildir delivery. */
 typedef struct maildir_job {
     local_msg *m;
     const char *dir, *sender, *delivered_to;
@@ -238,7 +242,7 @@ void local_mailbox_at(local_ctx *c, const local_user *u, const char *path, int s
     if (len > 0 && path[len - 1] == '/') {
         maildir_job mj = {c->msg, path, c->sender, c->delivered_to, limit};
 
-        local_run_as(u, NULL, maildir_child, &mj, LOCAL_CHILD_TIMEOUT, st);
+        local_as_user(u, NULL, maildir_child, &mj, LOCAL_CHILD_TIMEOUT, st);
     } else {
         mbox_job j;
         vbuf why;
@@ -261,10 +265,13 @@ void local_mailbox_at(local_ctx *c, const local_user *u, const char *path, int s
             if (local_mbox_dotlock(path, &dotlocked, &why) < 0)
                 local_status_set(st, DELIVER_DEFER, "4.2.0", "cannot lock mailbox %s: %s", path, vbuf_str(&why));
             else
-                local_run_as(u, mbox_pre_root, mbox_child, &j, LOCAL_CHILD_TIMEOUT, st);
+                local_as_user(u, mbox_pre_root, mbox_child, &j, LOCAL_CHILD_TIMEOUT, st);
+            /* Opened as root, but the user's side never ran (no identity switch): close it here. */
+            if (j.fd >= 0)
+                (void) close(j.fd);
             local_mbox_unlock(path, dotlocked);
         } else {
-            local_run_as(u, NULL, mbox_child, &j, LOCAL_CHILD_TIMEOUT, st);
+            local_as_user(u, NULL, mbox_child, &j, LOCAL_CHILD_TIMEOUT, st);
         }
         vbuf_release(&why);
     }

@@ -1,15 +1,20 @@
 /*
  * maildir - delivery into a Maildir: the message is written to tmp/ under
- * a unique name, fsync'd, linked into new/ (never replacing a file) and the
- * directory fsync'd, so a message is either completely there or absent.
- * Missing tmp/, new/ and cur/ directories are created (mode 0700).
+ * a unique name, fsync'd, moved into new/ (never replacing a file: a rename
+ * with RENAME_NOREPLACE, or link and unlink where the file system has no
+ * such rename) and the directory fsync'd, so a message is either completely
+ * there or absent.
+ * Missing tmp/, new/ and cur/ directories (and the Maildir's parents) are
+ * created (mode 0700) when the delivery finds one missing (ENOENT), so a
+ * Maildir that exists costs no directory calls.
  *
- * Runs as the mailbox owner (in the child of privs.c).
+ * Runs with the mailbox owner's identity (privs.c local_as_user).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -69,20 +74,37 @@ static int maildir_mkdirs(const char *dir, vbuf *why)
     return ret;
 }
 
-/* maildir_random - 64 unpredictable bits for the unique name */
+/* maildir_random - 64 unpredictable bits for the unique name (one system call) */
 static unsigned long long maildir_random(void)
 {
     unsigned long long r = 0;
-    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
     struct timeval tv;
 
-    if (fd < 0 || read(fd, &r, sizeof(r)) != (ssize_t) sizeof(r)) {
+    if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t) sizeof(r)) {
+        /* O_EXCL keeps the name unique; this only makes it hard to guess. */
         (void) gettimeofday(&tv, NULL);
         r = ((unsigned long long) tv.tv_usec << 32) ^ (unsigned long long) getpid() ^ (unsigned long long) tv.tv_sec;
     }
-    if (fd >= 0)
-        (void) close(fd);
     return r;
+}
+
+/* local_maildir_move - TMP becomes NEW unless NEW exists; 0, or -1 (errno) with TMP left in place */
+int local_maildir_move(const char *tmp, const char *new)
+{
+    int saved;
+
+    /* One step where the file system can do it (ext4, xfs, btrfs, tmpfs, ...). */
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, new, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno != EINVAL && errno != ENOSYS)
+        return -1;
+    /* Elsewhere link() refuses to replace an existing file, where rename() would not. */
+    if (link(tmp, new) != 0)
+        return -1;
+    saved = errno;
+    (void) unlink(tmp);
+    errno = saved;
+    return 0;
 }
 
 /* maildir_fsync_dir - make a directory entry durable */
@@ -105,7 +127,7 @@ void local_maildir_deliver(local_msg *m, const char *dir, const char *sender, co
     vbuf base, name, tmp, new, why;
     struct timeval tv;
     local_fdout out;
-    int fd = -1;
+    int fd = -1, moved;
 
     vbuf_init(&base, 0);
     vbuf_init(&name, 0);
@@ -115,16 +137,20 @@ void local_maildir_deliver(local_msg *m, const char *dir, const char *sender, co
     (void) vbuf_set(&base, dir);
     while (base.len > 1 && base.data[base.len - 1] == '/')
         vbuf_truncate(&base, base.len - 1);
-    if (maildir_mkdirs(vbuf_str(&base), &why) < 0) {
-        local_status_set(st, DELIVER_DEFER, "4.2.0", "maildir delivery failed: %s", vbuf_str(&why));
-        goto out;
-    }
     (void) gettimeofday(&tv, NULL);
     local_maildir_name(&name, (long long) tv.tv_sec, (long) tv.tv_usec, (long) getpid(), maildir_random(),
                        *var_myhostname ? var_myhostname : "localhost");
     (void) vbuf_printf(&tmp, "%s/tmp/%s", vbuf_str(&base), vbuf_str(&name));
     (void) vbuf_printf(&new, "%s/new/%s", vbuf_str(&base), vbuf_str(&name));
     fd = open(vbuf_str(&tmp), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == ENOENT) {
+        /* A new (or incomplete) Maildir: make it, then try once more. */
+        if (maildir_mkdirs(vbuf_str(&base), &why) < 0) {
+            local_status_set(st, DELIVER_DEFER, "4.2.0", "maildir delivery failed: %s", vbuf_str(&why));
+            goto out;
+        }
+        fd = open(vbuf_str(&tmp), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    }
     if (fd < 0) {
         local_status_set(st, DELIVER_DEFER, "4.2.0", "maildir delivery failed: create %s: %s", vbuf_str(&tmp),
                          strerror(errno));
@@ -155,14 +181,24 @@ void local_maildir_deliver(local_msg *m, const char *dir, const char *sender, co
         (void) unlink(vbuf_str(&tmp));
         goto out;
     }
-    /* link() refuses to replace an existing file, where rename() would not. */
-    if (link(vbuf_str(&tmp), vbuf_str(&new)) != 0) {
-        local_status_set(st, DELIVER_DEFER, "4.2.0", "maildir delivery failed: link to %s: %s", vbuf_str(&new),
+    /* Never replace an existing file: a rename that refuses to, or link() and unlink(). */
+    moved = local_maildir_move(vbuf_str(&tmp), vbuf_str(&new));
+    if (moved != 0 && errno == ENOENT) {
+        /* tmp/ was there, new/ is not: make the missing directories and try again. */
+        vbuf_reset(&why);
+        if (maildir_mkdirs(vbuf_str(&base), &why) < 0) {
+            local_status_set(st, DELIVER_DEFER, "4.2.0", "maildir delivery failed: %s", vbuf_str(&why));
+            (void) unlink(vbuf_str(&tmp));
+            goto out;
+        }
+        moved = local_maildir_move(vbuf_str(&tmp), vbuf_str(&new));
+    }
+    if (moved != 0) {
+        local_status_set(st, DELIVER_DEFER, "4.2.0", "maildir delivery failed: move to %s: %s", vbuf_str(&new),
                          strerror(errno));
         (void) unlink(vbuf_str(&tmp));
         goto out;
     }
-    (void) unlink(vbuf_str(&tmp));
     vbuf_reset(&why);
     (void) vbuf_printf(&why, "%s/new", vbuf_str(&base));
     if (maildir_fsync_dir(vbuf_str(&why)) != 0) {

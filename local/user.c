@@ -1,6 +1,10 @@
 /*
  * user - the users deliveries run as: looked up in the password database
- * (getpwnam_r/getpwuid_r), copied so nothing points into static storage.
+ * (getpwnam_r/getpwuid_r), copied so nothing points into static storage;
+ * or, for a virtual mailbox, made from the uid and gid its tables give.
+ *
+ * Nothing is cached: every message looks its user up again, so a changed
+ * or removed account takes effect at once (as in Postfix).
  */
 #include <errno.h>
 #include <pwd.h>
@@ -55,6 +59,23 @@ local_user *local_user_byuid(uid_t uid, gid_t gid)
     }
     u = xcalloc(1, sizeof(*u));
     u->name = xstrdup("nobody");
+    u->home = xstrdup("/");
+    u->shell = xstrdup("/bin/sh");
+    u->uid = uid;
+    u->gid = gid;
+    return u;
+}
+
+/* local_user_virtual - the owner of a virtual mailbox: ids from the tables, no password lookup */
+local_user *local_user_virtual(uid_t uid, gid_t gid)
+{
+    local_user *u = xcalloc(1, sizeof(*u));
+    vbuf name;
+
+    vbuf_init(&name, 0);
+    (void) vbuf_printf(&name, "uid %ld", (long) uid);
+    u->name = vbuf_steal(&name);
+    vbuf_release(&name);
     u->home = xstrdup("/");
     u->shell = xstrdup("/bin/sh");
     u->uid = uid;

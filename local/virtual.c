@@ -116,7 +116,8 @@ void local_virtual(local_ctx *c)
         goto done;
     }
     (void) vbuf_printf(&path, "%s/%s", var_virtual_mailbox_base, mbox);
-    u = local_user_byuid((uid_t) uid, (gid_t) gid);
+    /* The tables give the ids; a virtual mailbox needs no password entry (none is read per message). */
+    u = local_user_virtual((uid_t) uid, (gid_t) gid);
     local_mailbox_at(c, u, vbuf_str(&path), 0, var_virtual_mailbox_limit, &st);
 done:
     local_result(c, c->address, &st);
