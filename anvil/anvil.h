@@ -28,9 +28,9 @@
 #include "vbuf.h"
 
 #define ANVIL_PROTOCOL "anvil"
-#define ANVIL_FRAME_MAX 1024      /* a request is a few dozen bytes */
-#define ANVIL_IDENT_MAX 256       /* "service:address" */
-#define ANVIL_MAX_ENTRIES 200000  /* distinct idents remembered at once */
+#define ANVIL_FRAME_MAX 1024     /* a request is a few dozen bytes */
+#define ANVIL_IDENT_MAX 256      /* "service:address" */
+#define ANVIL_MAX_ENTRIES 200000 /* distinct idents remembered at once */
 
 /* Reply status (Postfix's values). */
 #define ANVIL_STAT_OK 0
@@ -50,9 +50,9 @@ typedef struct anvil_max {
 } anvil_max;
 
 typedef struct anvil_stats {
-    anvil_max count;                    /* concurrent connections */
+    anvil_max count; /* concurrent connections */
     anvil_max rate[ANVIL_RATE_COUNT];
-    anvil_max size;                     /* table entries (ident unused) */
+    anvil_max size; /* table entries (ident unused) */
 } anvil_stats;
 
 /* ---- table.c ---- */

@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "anvil.h"
@@ -31,7 +32,7 @@
 #include "params.h"
 
 #define ANVIL_READ_CHUNK 4096
-#define ANVIL_OUTPUT_HIGH (64 * 1024)   /* stop reading a client past this */
+#define ANVIL_OUTPUT_HIGH (64 * 1024) /* stop reading a client past this */
 
 typedef struct anvil_client {
     int fd;
@@ -188,6 +189,14 @@ static void expire_timer(void *ctx)
     event_timer_set(expire_timer, ctx, var_anvil_rate_time_unit * 1000L);
 }
 
+/* pre_jail - read the time zone while /etc/localtime is still reachable (chroot) */
+static void pre_jail(const char *service, char **argv)
+{
+    (void) service;
+    (void) argv;
+    tzset();
+}
+
 /* post_jail - the table and the periodic timers */
 static void post_jail(const char *service, char **argv)
 {
@@ -208,7 +217,8 @@ static void pre_exit(void)
 /* main - hand over to the multi-client skeleton; anvil never recycles itself */
 int main(int argc, char **argv)
 {
-    static const mail_server_hooks hooks = {.post_jail = post_jail, .pre_exit = pre_exit, .unlimited = 1};
+    static const mail_server_hooks hooks = {
+        .pre_jail = pre_jail, .post_jail = post_jail, .pre_exit = pre_exit, .unlimited = 1};
 
     multi_server_main(argc, argv, anvil_service, &hooks);
 }

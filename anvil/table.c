@@ -24,15 +24,15 @@
 typedef struct anvil_entry {
     char *ident;
     uint64_t hash;
-    long count;                         /* concurrent connections */
-    long rate[ANVIL_RATE_COUNT];        /* events in the current window */
-    time_t start[ANVIL_RATE_COUNT];     /* when that window began */
-    struct anvil_entry *next;           /* hash chain */
+    long count;                     /* concurrent connections */
+    long rate[ANVIL_RATE_COUNT];    /* events in the current window */
+    time_t start[ANVIL_RATE_COUNT]; /* when that window began */
+    struct anvil_entry *next;       /* hash chain */
 } anvil_entry;
 
 typedef struct anvil_hold {
     anvil_entry *entry;
-    long n;                             /* connections this owner holds there */
+    long n; /* connections this owner holds there */
     struct anvil_hold *next;
 } anvil_hold;
 
@@ -43,7 +43,7 @@ struct anvil_owner {
 
 struct anvil_table {
     anvil_entry **bucket;
-    size_t nbucket;                     /* a power of two */
+    size_t nbucket; /* a power of two */
     size_t size;
     long rate_unit;
     uint64_t seed;
@@ -284,7 +284,7 @@ int anvil_disconnect(anvil_table *t, anvil_owner *o, const char *ident, time_t n
         if (h->entry == e)
             break;
     if (h == NULL)
-        return ANVIL_STAT_FAIL;         /* not this owner's to release */
+        return ANVIL_STAT_FAIL; /* not this owner's to release */
     e->count--;
     o->total--;
     if (--h->n == 0) {
@@ -340,12 +340,12 @@ void anvil_stats_take(anvil_table *t, anvil_stats *out)
     memset(&t->stats, 0, sizeof(t->stats));
 }
 
-/* anvil_when - "Nov 26 00:43:17" in local time */
+/* anvil_when - "Nov  6 00:43:17" in local time (ctime's month, day and time) */
 static void anvil_when(time_t when, char *buf, size_t len)
 {
     struct tm tm;
 
-    if (localtime_r(&when, &tm) == NULL || strftime(buf, len, "%b %d %H:%M:%S", &tm) == 0)
+    if (localtime_r(&when, &tm) == NULL || strftime(buf, len, "%b %e %H:%M:%S", &tm) == 0)
         snprintf(buf, len, "%lld", (long long) when);
 }
 

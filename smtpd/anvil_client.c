@@ -33,14 +33,14 @@
 #include "strutil.h"
 
 #define ANVIL_SERVICE_PATH "private/anvil"
-#define ANVIL_GREETING_TIMEOUT 5        /* master may have to start anvil first */
-#define ANVIL_REQUEST_TIMEOUT 3         /* anvil answers from memory */
-#define ANVIL_RETRY_DELAY 10            /* seconds between attempts after a failure */
+#define ANVIL_GREETING_TIMEOUT 5 /* master may have to start anvil first */
+#define ANVIL_REQUEST_TIMEOUT 3  /* anvil answers from memory */
+#define ANVIL_RETRY_DELAY 10     /* seconds between attempts after a failure */
 #define ANVIL_REPLY_MAX 1024
 
 static int anvil_enabled;
 static stream *anvil_stream;
-static unsigned anvil_generation;       /* bumped per connection; 0 = never */
+static unsigned anvil_generation; /* bumped per connection; 0 = never */
 static time_t anvil_retry_after;
 
 /* smtpd_anvil_init - use anvil when any limit is configured */
@@ -166,8 +166,7 @@ static int anvil_applies(smtpd_session *s)
 int smtpd_anvil_connect(smtpd_session *s)
 {
     long long status = -1, count = 0, rate = 0;
-    attr_spec spec[] = {ATTR_SPEC_INT("status", ATTR_REQUIRED, &status),
-                        ATTR_SPEC_INT("count", ATTR_OPTIONAL, &count),
+    attr_spec spec[] = {ATTR_SPEC_INT("status", ATTR_REQUIRED, &status), ATTR_SPEC_INT("count", ATTR_OPTIONAL, &count),
                         ATTR_SPEC_INT("rate", ATTR_OPTIONAL, &rate), ATTR_SPEC_END};
     const char *service = mail_server_service();
     vbuf ident;
@@ -180,8 +179,7 @@ int smtpd_anvil_connect(smtpd_session *s)
     if (anvil_call("connect", vbuf_str(&ident), spec, &status, 1) == 0) {
         s->anvil_gen = anvil_generation;
         if (var_smtpd_client_connection_count_limit > 0 && count > var_smtpd_client_connection_count_limit) {
-            msg_warn("Connection concurrency limit exceeded: %lld from %s for service %s", count, s->namaddr,
-                     service);
+            msg_warn("Connection concurrency limit exceeded: %lld from %s for service %s", count, s->namaddr, service);
             refuse = 1;
         } else if (var_smtpd_client_connection_rate_limit > 0 && rate > var_smtpd_client_connection_rate_limit) {
             msg_warn("Connection rate limit exceeded: %lld from %s for service %s", rate, s->namaddr, service);
@@ -217,8 +215,8 @@ void smtpd_anvil_disconnect(smtpd_session *s)
 static long long anvil_rate(smtpd_session *s, const char *request)
 {
     long long status = -1, rate = 0;
-    attr_spec spec[] = {ATTR_SPEC_INT("status", ATTR_REQUIRED, &status),
-                        ATTR_SPEC_INT("rate", ATTR_OPTIONAL, &rate), ATTR_SPEC_END};
+    attr_spec spec[] = {ATTR_SPEC_INT("status", ATTR_REQUIRED, &status), ATTR_SPEC_INT("rate", ATTR_OPTIONAL, &rate),
+                        ATTR_SPEC_END};
     vbuf ident;
 
     vbuf_init(&ident, 0);

@@ -122,7 +122,7 @@ static void test_owner_free_releases_only_its_own_connections(void **state)
     anvil_connect(t, a, "smtp:192.0.2.2", T0, &count, &rate);
     anvil_connect(t, b, "smtp:192.0.2.1", T0, &count, &rate);
     assert_int_equal(count, 4);
-    anvil_owner_free(t, a);             /* the smtpd process died */
+    anvil_owner_free(t, a); /* the smtpd process died */
     anvil_connect(t, b, "smtp:192.0.2.1", T0, &count, &rate);
     assert_int_equal(count, 2);
     anvil_connect(t, b, "smtp:192.0.2.2", T0, &count, &rate);
@@ -160,17 +160,17 @@ static void test_many_idents_per_owner_grow_the_table(void **state)
 /* ---- rates ---- */
 
 typedef struct rate_case {
-    long offset;                        /* seconds after T0 */
-    long want;                          /* rate after this event */
+    long offset; /* seconds after T0 */
+    long want;   /* rate after this event */
 } rate_case;
 
 static void test_rate_window_is_fixed_and_restarts(void **state)
 {
     static const rate_case cases[] = {
-        {0, 1}, {1, 2}, {59, 3},        /* one 60s window */
-        {60, 1}, {61, 2},               /* the next starts with the first event after it */
-        {500, 1},                       /* long quiet: fresh */
-        {400, 1},                       /* the clock went back: fresh */
+        {0, 1},   {1, 2},  {59, 3}, /* one 60s window */
+        {60, 1},  {61, 2},          /* the next starts with the first event after it */
+        {500, 1},                   /* long quiet: fresh */
+        {400, 1},                   /* the clock went back: fresh */
         {400, 2},
     };
     anvil_table *t = anvil_table_new(60);
@@ -221,14 +221,14 @@ static void test_expire_keeps_held_and_recent_idents(void **state)
     long count, rate;
 
     (void) state;
-    anvil_connect(t, o, "smtp:192.0.2.1", T0, &count, &rate);           /* held */
-    anvil_connect(t, o, "smtp:192.0.2.2", T0, &count, &rate);           /* released below */
+    anvil_connect(t, o, "smtp:192.0.2.1", T0, &count, &rate); /* held */
+    anvil_connect(t, o, "smtp:192.0.2.2", T0, &count, &rate); /* released below */
     anvil_disconnect(t, o, "smtp:192.0.2.2", T0);
-    anvil_event(t, "smtp:192.0.2.3", ANVIL_RATE_RCPT, T0 + 30, &rate);  /* a later window */
+    anvil_event(t, "smtp:192.0.2.3", ANVIL_RATE_RCPT, T0 + 30, &rate); /* a later window */
     assert_int_equal(anvil_expire(t, T0 + 59), 0);
-    assert_int_equal(anvil_expire(t, T0 + 60), 1);                      /* .2 */
-    assert_int_equal(anvil_expire(t, T0 + 90), 1);                      /* .3 */
-    assert_int_equal(anvil_expire(t, T0 + 100000), 0);                  /* .1 is held */
+    assert_int_equal(anvil_expire(t, T0 + 60), 1);     /* .2 */
+    assert_int_equal(anvil_expire(t, T0 + 90), 1);     /* .3 */
+    assert_int_equal(anvil_expire(t, T0 + 100000), 0); /* .1 is held */
     assert_int_equal(anvil_table_size(t), 1);
     anvil_connect(t, o, "smtp:192.0.2.1", T0 + 100000, &count, &rate);
     assert_int_equal(count, 2);
@@ -293,8 +293,7 @@ static void test_ident_validation(void **state)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         assert_int_equal(anvil_ident_ok(cases[i].ident), cases[i].ok);
         if (cases[i].ident)
-            assert_int_equal(anvil_connect(t, o, cases[i].ident, T0, &count, &rate) == ANVIL_STAT_OK,
-                             cases[i].ok);
+            assert_int_equal(anvil_connect(t, o, cases[i].ident, T0, &count, &rate) == ANVIL_STAT_OK, cases[i].ok);
     }
     anvil_owner_free(t, o);
     anvil_table_free(t);
@@ -403,11 +402,27 @@ static void test_frame_take_refuses_hostile_frames(void **state)
         {"oversized length", "\x00\x00\x04\x01", 4},
         {"huge length", "\xff\xff\xff\xff", 4},
         {"unknown type", "\x00\x00\x00\x03zzz", 7},
-        {"name length past the end", "\x00\x00\x00\x05s\x00\x09" "ab", 9},
-        {"value length past the end", "\x00\x00\x00\x0bs\x00\x01" "a\x00\x00\x00\x09xyz", 15},
-        {"descriptor without a descriptor", "\x00\x00\x00\x0c" "f\x00\x01" "a\x00\x00\x00\x04\x00\x00\x00\x00", 16},
-        {"NUL in a string", "\x00\x00\x00\x0as\x00\x01" "a\x00\x00\x00\x02x\x00", 14},
-        {"bad name", "\x00\x00\x00\x09s\x00\x01" "A\x00\x00\x00\x01x", 13},
+        {"name length past the end",
+         "\x00\x00\x00\x05s\x00\x09"
+         "ab",
+         9},
+        {"value length past the end",
+         "\x00\x00\x00\x0bs\x00\x01"
+         "a\x00\x00\x00\x09xyz",
+         15},
+        {"descriptor without a descriptor",
+         "\x00\x00\x00\x0c"
+         "f\x00\x01"
+         "a\x00\x00\x00\x04\x00\x00\x00\x00",
+         16},
+        {"NUL in a string",
+         "\x00\x00\x00\x0as\x00\x01"
+         "a\x00\x00\x00\x02x\x00",
+         14},
+        {"bad name",
+         "\x00\x00\x00\x09s\x00\x01"
+         "A\x00\x00\x00\x01x",
+         13},
     };
     attr_list *req = attr_new();
     vbuf in;
@@ -431,11 +446,11 @@ static void test_frame_take_refuses_hostile_frames(void **state)
 /* ---- requests ---- */
 
 typedef struct req_case {
-    const char *request;                /* NULL: left out */
-    const char *ident;                  /* NULL: left out */
+    const char *request; /* NULL: left out */
+    const char *ident;   /* NULL: left out */
     long long status;
-    long long count;                    /* -1: must be absent */
-    long long rate;                     /* -1: must be absent */
+    long long count; /* -1: must be absent */
+    long long rate;  /* -1: must be absent */
 } req_case;
 
 static void test_requests_are_scanned_strictly(void **state)
