@@ -35,13 +35,15 @@
 #define ANVIL_SERVICE_PATH "private/anvil"
 #define ANVIL_GREETING_TIMEOUT 5 /* master may have to start anvil first */
 #define ANVIL_REQUEST_TIMEOUT 3  /* anvil answers from memory */
-#define ANVIL_RETRY_DELAY 10     /* seconds between attempts after a failure */
+#define ANVIL_RETRY_DELAY 10     /* seconds before the first retry after a failure */
+#define ANVIL_RETRY_MAX 160      /* the pause doubles per failure up to this */
 #define ANVIL_REPLY_MAX 1024
 
 static int anvil_enabled;
 static stream *anvil_stream;
 static unsigned anvil_generation; /* bumped per connection; 0 = never */
 static time_t anvil_retry_after;
+static int anvil_failures; /* in a row, for the back-off */
 
 /* smtpd_anvil_init - use anvil when any limit is configured */
 void smtpd_anvil_init(void)
@@ -59,6 +61,23 @@ static void anvil_close(void)
     }
 }
 
+/*
+ * anvil_failed - no limits for a while. The pause grows while anvil stays
+ * away, because a socket that master holds but no anvil serves costs a
+ * greeting timeout on every attempt.
+ */
+static void anvil_failed(void)
+{
+    long delay = ANVIL_RETRY_DELAY;
+
+    for (int i = 0; i < anvil_failures && delay < ANVIL_RETRY_MAX; i++)
+        delay *= 2;
+    if (delay > ANVIL_RETRY_MAX)
+        delay = ANVIL_RETRY_MAX;
+    anvil_failures++;
+    anvil_retry_after = time(NULL) + delay;
+}
+
 /* anvil_open - connect and check the greeting; 0 or -1 (warned) */
 static int anvil_open(void)
 {
@@ -70,7 +89,7 @@ static int anvil_open(void)
         return -1;
     if ((fd = mail_server_connect(ANVIL_SERVICE_PATH, 1)) < 0) {
         msg_warn("connect to %s: %m; client connection and rate limits are not enforced", ANVIL_SERVICE_PATH);
-        anvil_retry_after = time(NULL) + ANVIL_RETRY_DELAY;
+        anvil_failed();
         return -1;
     }
     anvil_stream = stream_open(fd);
@@ -78,11 +97,12 @@ static int anvil_open(void)
     if (attr_expect_greeting(anvil_stream, "anvil") < 0) {
         msg_warn("%s does not answer; client connection and rate limits are not enforced", ANVIL_SERVICE_PATH);
         anvil_close();
-        anvil_retry_after = time(NULL) + ANVIL_RETRY_DELAY;
+        anvil_failed();
         return -1;
     }
     stream_set_timeout(anvil_stream, ANVIL_REQUEST_TIMEOUT);
     anvil_generation++;
+    anvil_failures = 0;
     return 0;
 }
 
@@ -125,7 +145,7 @@ static int anvil_call(const char *request, const char *ident, const attr_spec *s
             ret = anvil_try(req, reply, spec, status);
         if (ret < 0 && anvil_stream == NULL) {
             msg_warn("client connection and rate limits are not enforced for now");
-            anvil_retry_after = time(NULL) + ANVIL_RETRY_DELAY;
+            anvil_failed();
         }
     }
     attr_free(req);

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from conftest import LIBEXEC
+from conftest import LIBEXEC, TEST_DAEMONS
 
 pytestmark = pytest.mark.skipif(
     not all((LIBEXEC / d).exists() for d in ("smtpd", "cleanup", "anvil")),
@@ -33,8 +33,8 @@ def show_log_on_failure(kite):
     print("--- maillog ---\n" + kite.log_tail(80))
 
 
-def start(kite, smtpd_opts="", anvil=True, **params):
-    """smtpd on kite.port (with -o options), cleanup, and anvil unless told not to."""
+def start(kite, smtpd_opts="", anvil=ANVIL_LINE, **params):
+    """smtpd on kite.port (with -o options), cleanup, and anvil's master.cf line (False: none)."""
     base = dict(smtpd_greet_pause_ms=0, smtpd_error_sleep_time="0s", smtpd_peername_lookup="no",
                 smtpd_client_event_limit_exceptions="")
     base.update(params)
@@ -45,7 +45,7 @@ def start(kite, smtpd_opts="", anvil=True, **params):
     text = f"127.0.0.1:{kite.port} inet n - n - - smtpd{smtpd_opts}\n"
     text += "cleanup unix n - n - 0 cleanup\n"
     if anvil:
-        text += ANVIL_LINE
+        text += anvil
     kite.master_cf(text)
     kite.start()
 
@@ -350,6 +350,28 @@ def test_without_anvil_mail_is_accepted_with_a_warning(kite):
         s.quit()
     kite.wait_log(r"smtpd\[\d+\]: warning: connect to private/anvil: .*limits are not enforced")
     assert len(kite.wait_for_files(kite.queue_dir / "incoming", 2)) == 2
+
+
+@pytest.mark.skipif(not (TEST_DAEMONS / "testd").exists(), reason="needs the test daemon")
+def test_anvil_socket_without_an_answer_costs_one_timeout(kite):
+    # Something that never greets sits on private/anvil: the first session
+    # waits for the greeting timeout, then smtpd backs off and mail flows.
+    start(kite, anvil="anvil unix - - n - 1 testd trigger\n", smtpd_client_connection_count_limit=1)
+    a = Session(kite, timeout=60)
+    assert a.banner.startswith("220 "), a.banner
+    kite.wait_log(r"smtpd\[\d+\]: warning: private/anvil does not answer; client connection and rate limits "
+                  r"are not enforced")
+    t0 = time.time()
+    b = Session(kite, timeout=60)
+    assert b.banner.startswith("220 "), b.banner          # no limit, and no second wait
+    assert time.time() - t0 < 4
+    b.cmd("EHLO c.example")
+    assert b.cmd("MAIL FROM:<x@example.org>").startswith("250")
+    assert b.cmd("RCPT TO:<alice@sandbox.test>").startswith("250")
+    assert b.cmd("DATA").startswith("354")
+    assert b.cmd("Subject: t\r\n\r\nbody\r\n.").startswith("250")
+    a.quit()
+    b.quit()
 
 
 def test_smtpd_survives_anvil_restart(kite):
