@@ -394,6 +394,25 @@ def test_smtpd_survives_anvil_restart(kite):
     b.quit()
 
 
+def test_chrooted_anvil_as_mail_owner_enforces_limits(kite):
+    # The shipped master.cf line: chroot=y, unprivileged.
+    kite.as_root_with_mail_owner()
+    import pwd
+    owner = pwd.getpwnam("kite")
+    start(kite, anvil="anvil unix - - y - 1 anvil\n", smtpd_client_connection_count_limit=1,
+          anvil_status_update_time="1s")
+    a = Session(kite)
+    assert a.banner.startswith("220 "), a.banner
+    b = Session(kite)
+    assert b.banner.startswith("421 4.7.0 "), b.banner
+    b.wait_closed()
+    [(pid, info)] = kite.children("anvil")
+    assert info["root"] == str(kite.queue_dir)
+    assert info["uids"] == [owner.pw_uid] * 4
+    kite.wait_log(r"anvil\[\d+\]: statistics: max connection count 2 for \(")
+    a.quit()
+
+
 def test_anvil_releases_a_closed_clients_counts(kite):
     start(kite)
     one, two = AnvilClient(kite), AnvilClient(kite)
