@@ -141,13 +141,17 @@ static int anvil_call(const char *request, const char *ident, const attr_spec *s
     attr_put_str(req, "ident", ident);
     if (anvil_open() == 0) {
         ret = anvil_try(req, reply, spec, status);
-        if (ret < 0 && anvil_stream == NULL && had_stream && reconnect && anvil_open() == 0)
+        if (ret < 0 && anvil_stream == NULL && had_stream && reconnect) {
+            if (anvil_open() < 0)
+                goto out; /* warned, backing off */
             ret = anvil_try(req, reply, spec, status);
+        }
         if (ret < 0 && anvil_stream == NULL) {
             msg_warn("client connection and rate limits are not enforced for now");
             anvil_failed();
         }
     }
+out:
     attr_free(req);
     attr_free(reply);
     return ret;
