@@ -469,3 +469,19 @@ def test_anvil_logs_statistics(kite):
     kite.wait_log(r"anvil\[\d+\]: statistics: max cache size 1 at ")
     a.quit()
     b.quit()
+
+
+def test_anvil_reports_statistics_when_it_stops(kite):
+    start(kite, smtpd_client_recipient_rate_limit=10)
+    a = Session(kite)
+    a.cmd("EHLO c.example")
+    assert a.cmd("MAIL FROM:<x@example.org>").startswith("250")
+    assert a.cmd("RCPT TO:<r1@sandbox.test>").startswith("250")
+    assert a.cmd("RCPT TO:<r2@sandbox.test>").startswith("250")
+    a.quit()
+    assert "statistics:" not in kite.log_text()      # anvil_status_update_time is 600s
+    kite.stop()
+    kite.wait_log(r"anvil\[\d+\]: statistics: max recipient rate 2/60s for \(127\.0\.0\.1:%d:127\.0\.0\.1\)"
+                  % kite.port)
+    kite.wait_log(r"anvil\[\d+\]: statistics: max connection count 1 for ")
+    assert kite.instance_pids() == []
