@@ -63,7 +63,7 @@ static uint64_t anvil_hash(const anvil_table *t, const char *ident)
     }
     /* Mix the seed in again so that equal-prefix idents spread out. */
     h ^= h >> 29;
-    h *= 0xbf58476d1ce4e5b9ULL ^ t->seed;
+    h *= (0xbf58476d1ce4e5b9ULL ^ t->seed) | 1; /* odd: keeps the low bits alive */
     h ^= h >> 32;
     return h;
 }
