@@ -209,6 +209,21 @@ def test_count_limit_is_global_across_smtpd_processes(kite):
         s.quit()
 
 
+def test_concurrent_sessions_are_admitted_exactly_up_to_the_limit(kite):
+    import concurrent.futures
+    start(kite, smtpd_opts=" -o max_use=3", smtpd_client_connection_count_limit=5)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=9) as ex:
+        sessions = list(ex.map(lambda _: Session(kite, timeout=60), range(9)))
+    admitted = [s for s in sessions if s.banner.startswith("220 ")]
+    refused = [s for s in sessions if s.banner.startswith("421 4.7.0 ")]
+    assert (len(admitted), len(refused)) == (5, 4), [s.banner for s in sessions]
+    assert len({server_pid(kite, s) for s in admitted}) >= 2
+    for s in refused:
+        s.wait_closed()
+    for s in admitted:
+        s.quit()
+
+
 def test_closing_a_session_frees_its_slot(kite):
     start(kite, smtpd_client_connection_count_limit=2)
     a, b = Session(kite), Session(kite)
