@@ -50,7 +50,7 @@ ALL_CFLAGS  := -std=c11 $(WARN) $(OPT) -g $(HARDEN) $(DEFS) -Iinclude $(PKG_CFLA
 ALL_LDFLAGS := -pie -Wl,-z,relro,-z,now $(SANLD) $(LDFLAGS)
 LIBS        := $(PKG_LIBS) -ldb -lcrypt -lresolv
 
-DAEMON_DIRS := master smtpd smtp qmgr local cleanup pickup bounce showq
+DAEMON_DIRS := master smtpd smtp qmgr local cleanup pickup bounce showq anvil
 DAEMONS     := $(foreach d,$(DAEMON_DIRS),$(if $(wildcard $(d)/*.c),$(d)))
 COMMANDS    := $(patsubst cmd/%/,%,$(sort $(dir $(wildcard cmd/*/*.c))))
 UNIT_TESTS  := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))

@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../smtpd/anvil_client.c"
 #include "../smtpd/auth.c"
 #include "../smtpd/bdat.c"
 #include "../smtpd/check.c"

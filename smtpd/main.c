@@ -6,8 +6,8 @@
  * sessions per process on the event loop. This file is the glue between
  * the event loop and the protocol engine in proto.c: it has lookup.c name
  * the client (address, port, forward-confirmed reverse name) without
- * blocking the other sessions, then enforces
- * smtpd_client_connection_count_limit, arms the idle timer, and maps what
+ * blocking the other sessions, asks anvil about the per-client limits
+ * (anvil_client.c), arms the idle timer, and maps what
  * smtpd_run() wants (read, write, sleep, close) onto events.
  *
  * With -S the skeleton hands over a socket relayed from stdin/stdout
@@ -33,59 +33,10 @@
 #include "smtpd.h"
 #include "strutil.h"
 
-/* Per-client-address connection counts (this process's share). */
-typedef struct conn_count {
-    char *addr;
-    int count;
-    struct conn_count *next;
-} conn_count;
-
-static conn_count *conn_counts;
-
 static void session_drive(smtpd_session *s);
 static void on_timeout(void *ctx);
 static void on_wake(void *ctx);
 static void on_queue(int fd, int events, void *ctx);
-
-/* count_adjust - change a client address's count; returns the new count */
-static int count_adjust(const char *addr, int delta)
-{
-    conn_count **pp, *c;
-
-    for (pp = &conn_counts; (c = *pp) != NULL; pp = &c->next) {
-        if (strcmp(c->addr, addr) == 0) {
-            c->count += delta;
-            if (c->count <= 0) {
-                *pp = c->next;
-                xfree(c->addr);
-                xfree(c);
-                return 0;
-            }
-            return c->count;
-        }
-    }
-    if (delta <= 0)
-        return 0;
-    c = xcalloc(1, sizeof(*c));
-    c->addr = xstrdup(addr);
-    c->count = delta;
-    c->next = conn_counts;
-    conn_counts = c;
-    return c->count;
-}
-
-/* limit_exempt - is the client in smtpd_client_event_limit_exceptions */
-static int limit_exempt(const char *addr)
-{
-    char *copy = xstrdup(var_smtpd_client_event_limit_exceptions ? var_smtpd_client_event_limit_exceptions : "");
-    char *cursor = copy, *w;
-    int hit = 0;
-
-    while (!hit && (w = str_token(&cursor, CHARS_COMMA_SPACE)) != NULL)
-        hit = smtpd_cidr_match(w, addr);
-    xfree(copy);
-    return hit;
-}
 
 /* client_names - printable address, port and forward-confirmed name, as lookup.c settled them */
 static int client_names(int fd, char *name, size_t nlen, char *addr, size_t alen, char *port, size_t plen)
@@ -122,8 +73,7 @@ static void session_close(smtpd_session *s)
     smtpd_count_line(s, &counts);
     msg_info("disconnect from %s%s", s->namaddr, vbuf_str(&counts));
     vbuf_release(&counts);
-    if (!s->standalone)
-        count_adjust(s->addr, -1);
+    smtpd_anvil_disconnect(s);
     if (s->queue_wait_fd >= 0)
         event_remove(s->queue_wait_fd); /* the queue connection closes below */
     event_timer_cancel(on_timeout, s);
@@ -204,20 +154,12 @@ static void smtpd_service(int fd, const char *service, char **argv)
     char name[NI_MAXHOST], addr[NI_MAXHOST], port[NI_MAXSERV];
     int standalone = client_names(fd, name, sizeof(name), addr, sizeof(addr), port, sizeof(port));
     smtpd_session *s;
-    int n;
 
     msg_info("connect from %s[%s]", name, addr);
     s = smtpd_session_new(fd, standalone, name, addr, port);
-    if (!standalone) {
-        n = count_adjust(addr, 1);
-        if (var_smtpd_client_connection_count_limit > 0 && n > var_smtpd_client_connection_count_limit &&
-            !limit_exempt(addr)) {
-            msg_warn("Connection concurrency limit exceeded: %d from %s for service %s", n, s->namaddr, service);
-            stream_printf(s->out, "421 4.7.0 %s Error: too many connections from %s\r\n", var_myhostname, addr);
-            (void) stream_flush(s->out);
-            s->sleep_ms = 0;
-            s->mode = SMTPD_MODE_QUIT;
-        }
+    if (!standalone && smtpd_anvil_connect(s)) {
+        s->sleep_ms = 0;
+        s->mode = SMTPD_MODE_QUIT;
     }
     session_drive(s);
 }
@@ -234,6 +176,7 @@ static void pre_jail(const char *service, char **argv)
     smtpd_check_init();
     smtpd_sasl_init();
     smtpd_lookup_init();
+    smtpd_anvil_init();
     if (smtpd_tls_init() < 0 && var_smtpd_tls_security_level &&
         strcasecmp(var_smtpd_tls_security_level, "encrypt") == 0)
         msg_warn("smtpd_tls_security_level = encrypt but TLS is unavailable: mail will be refused");

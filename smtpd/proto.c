@@ -514,6 +514,8 @@ static void cmd_mail(smtpd_session *s, char *args)
         smtpd_reply(s, "%s", s->rejected_client_reply);
         return;
     }
+    if (smtpd_anvil_mail(s)) /* smtpd_client_message_rate_limit */
+        return;
     /* SMTPUTF8 must be known before the address is parsed. */
     if (args) {
         char *p = args;
@@ -750,6 +752,8 @@ static void cmd_rcpt(smtpd_session *s, char *args)
         smtpd_reply(s, "452 4.5.3 Error: too many recipients");
         return;
     }
+    if (smtpd_anvil_rcpt(s)) /* smtpd_client_recipient_rate_limit */
+        return;
     vbuf_init(&addr, 0);
     if (parse_path(s, args, "TO:", var_smtputf8_enable ? ADDR_ALLOW_UTF8 : 0, &addr, &rest, "RCPT TO:<address>") < 0)
         goto out;

@@ -74,6 +74,8 @@ typedef struct smtpd_session {
     char *port;
     char *namaddr; /* "name[addr]" for logs */
     int in_mynetworks;
+    int anvil_exempt;   /* event limits: 0 not known yet, 1 exempt, -1 limited */
+    unsigned anvil_gen; /* the anvil connection that counts this session; 0 none */
 
     /* Session state. */
     vbuf line; /* the current input line */
@@ -196,6 +198,15 @@ void smtpd_etrn_cmd(smtpd_session *s, char *args);
 /* ---- flush.c (replaced by a stand-in in the fuzzer) ---- */
 /* smtpd_flush_site - qmgr flush_site request: 0 started, 1 refused, -1 qmgr unreachable; *why says why */
 int smtpd_flush_site(const char *site, int subdomains, vbuf *why);
+
+/* ---- anvil_client.c (per-client limits shared through the anvil service) ---- */
+void smtpd_anvil_init(void);
+/* smtpd_anvil_connect - register the session; 1 when it must be refused (421 written) */
+int smtpd_anvil_connect(smtpd_session *s);
+void smtpd_anvil_disconnect(smtpd_session *s);
+/* smtpd_anvil_mail, smtpd_anvil_rcpt - 1 when a rate limit refuses the command (reply given) */
+int smtpd_anvil_mail(smtpd_session *s);
+int smtpd_anvil_rcpt(smtpd_session *s);
 
 /* ---- auth.c ---- */
 void smtpd_sasl_init(void);

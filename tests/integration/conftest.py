@@ -63,6 +63,7 @@ DEFAULT_UNIX_SERVICES = [
     ("local", "unix", "-", "n", "n", "-", "-", "local"),
     ("virtual", "unix", "-", "n", "n", "-", "-", "local"),
     ("showq", "unix", "n", "-", "n", "-", "-", "showq"),
+    ("anvil", "unix", "-", "-", "y", "-", "1", "anvil"),
 ]
 
 SENDMAIL_NAMES = ("sendmail", "mailq", "newaliases")

@@ -876,7 +876,8 @@ def test_recipient_limit(kite):
 
 
 def test_connection_count_limit(kite):
-    master_cf(kite, maxproc="1")
+    # The counts live in the anvil service, shared by every smtpd process.
+    master_cf(kite, extra="anvil unix - - n - 1 anvil\n", maxproc="1")
     start(kite, smtpd_client_connection_count_limit=2, smtpd_client_event_limit_exceptions="")
     a, b = Raw(kite.port), Raw(kite.port)
     c = Raw(kite.port, greet=False)
