@@ -230,4 +230,4 @@ def test_setgid_kitedrop_refuses_a_user_configuration(kite):
     r = subprocess.run([str(copy), "-c", str(kite.confdir)], input=b"", capture_output=True, timeout=30,
                        env=kite.env(), **kite._user_kwargs())
     assert r.returncode == 64, (r.returncode, r.stderr)
-    assert b"-c is not allowed" in r.stderr
+    assert b"is not the built-in configuration directory" in r.stderr
