@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -69,19 +70,24 @@ static int maildir_mkdirs(const char *dir, vbuf *why)
     return ret;
 }
 
-/* maildir_random - 64 unpredictable bits for the unique name */
+/*
+ * maildir_random - 64 unpredictable bits for the unique name: one
+ * getrandom(2) call (no /dev/urandom to open per delivery, and it works in
+ * a chroot); the time and pid only if the kernel's pool cannot answer.
+ */
 static unsigned long long maildir_random(void)
 {
     unsigned long long r = 0;
-    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
     struct timeval tv;
+    ssize_t n;
 
-    if (fd < 0 || read(fd, &r, sizeof(r)) != (ssize_t) sizeof(r)) {
+    do
+        n = getrandom(&r, sizeof(r), GRND_NONBLOCK);
+    while (n < 0 && errno == EINTR);
+    if (n != (ssize_t) sizeof(r)) {
         (void) gettimeofday(&tv, NULL);
         r = ((unsigned long long) tv.tv_usec << 32) ^ (unsigned long long) getpid() ^ (unsigned long long) tv.tv_sec;
     }
-    if (fd >= 0)
-        (void) close(fd);
     return r;
 }
 
