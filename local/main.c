@@ -110,8 +110,7 @@ static void local_service(stream *client, const char *service, char **argv)
     memset(&m, 0, sizeof(m));
     m.req = &req;
     mail_queue_path(&path, req.queue_name, req.queue_id);
-    /* Read-write: delivered recipients are marked done here (deliver_mark_done). */
-    m.q = qfile_open(vbuf_str(&path), QFILE_RDWR, &err);
+    m.q = qfile_open(vbuf_str(&path), 0, &err);
     if (m.q == NULL)
         msg_warn("%s: cannot open queue file %s: %s", req.queue_id, vbuf_str(&path), vbuf_str(&err));
     else {
@@ -138,9 +137,14 @@ static void local_service(stream *client, const char *service, char **argv)
         }
         results[i] = res;
     }
-    /* Delivered recipients are marked done (one sync) before qmgr hears of them. */
+    /*
+     * Delivered recipients are marked done (one sync) before qmgr hears of
+     * them. The file is opened for writing only here, in this process: the
+     * delivery children that ran as the recipient never held a writable
+     * descriptor of the queue file.
+     */
     if (m.q)
-        (void) deliver_mark_done(m.q, &req, results, req.nrcpt);
+        (void) deliver_mark_done(NULL, &req, results, req.nrcpt);
     for (size_t i = 0; i < req.nrcpt; i++) {
         if (deliver_result_write(client, &results[i]) != 0) {
             msg_warn("%s: lost connection to queue manager", req.queue_id);
