@@ -369,18 +369,12 @@ int deliver_result_decode(const attr_list *list, deliver_result *res)
     long long index = 0, status = 0, no_dsn = 0, marked = 0;
     attr_spec done_spec[] = {ATTR_SPEC_STR("request", ATTR_REQUIRED, &request), ATTR_SPEC_END};
     attr_spec spec[] = {
-        ATTR_SPEC_STR("request", ATTR_REQUIRED, &request),
-        ATTR_SPEC_INT("index", ATTR_REQUIRED, &index),
-        ATTR_SPEC_INT("status", ATTR_REQUIRED, &status),
-        ATTR_SPEC_STR("dsn", ATTR_REQUIRED, &dsn),
-        ATTR_SPEC_STR("action", ATTR_REQUIRED, &action),
-        ATTR_SPEC_STR("reason", ATTR_REQUIRED, &reason),
-        ATTR_SPEC_STR("relay", ATTR_OPTIONAL, &relay),
-        ATTR_SPEC_STR("remote_mta", ATTR_OPTIONAL, &remote_mta),
-        ATTR_SPEC_STR("diag", ATTR_OPTIONAL, &diag),
-        ATTR_SPEC_INT("relayed_no_dsn", ATTR_REQUIRED, &no_dsn),
-        ATTR_SPEC_INT("marked", ATTR_OPTIONAL, &marked),
-        ATTR_SPEC_END,
+        ATTR_SPEC_STR("request", ATTR_REQUIRED, &request), ATTR_SPEC_INT("index", ATTR_REQUIRED, &index),
+        ATTR_SPEC_INT("status", ATTR_REQUIRED, &status),   ATTR_SPEC_STR("dsn", ATTR_REQUIRED, &dsn),
+        ATTR_SPEC_STR("action", ATTR_REQUIRED, &action),   ATTR_SPEC_STR("reason", ATTR_REQUIRED, &reason),
+        ATTR_SPEC_STR("relay", ATTR_OPTIONAL, &relay),     ATTR_SPEC_STR("remote_mta", ATTR_OPTIONAL, &remote_mta),
+        ATTR_SPEC_STR("diag", ATTR_OPTIONAL, &diag),       ATTR_SPEC_INT("relayed_no_dsn", ATTR_REQUIRED, &no_dsn),
+        ATTR_SPEC_INT("marked", ATTR_OPTIONAL, &marked),   ATTR_SPEC_END,
     };
     const char *first = attr_get_str(list, "request");
 

@@ -31,8 +31,8 @@
 #include "vbuf.h"
 
 static char test_dir[256];
-static char qid[QUEUE_ID_SIZE];   /* the test message in active/ */
-static char qid2[QUEUE_ID_SIZE];  /* another message in active/ */
+static char qid[QUEUE_ID_SIZE];  /* the test message in active/ */
+static char qid2[QUEUE_ID_SIZE]; /* another message in active/ */
 static int warn_count;
 
 /* capture - count warnings */
@@ -218,7 +218,7 @@ static void test_mark_done_leaves_records_owed_to_qmgr(void **state)
     deliver_result res[2] = {result(1, DELIVER_OK), result(2, DELIVER_OK)};
 
     (void) state;
-    res[1].relayed_no_dsn = 1;                 /* needs a trace record */
+    res[1].relayed_no_dsn = 1;                                  /* needs a trace record */
     assert_int_equal(deliver_mark_done(NULL, &req, res, 2), 0); /* bob: NOTIFY=SUCCESS */
     assert_int_equal(res[0].marked, 0);
     assert_int_equal(res[1].marked, 0);
@@ -233,11 +233,11 @@ static void test_mark_done_leaves_records_owed_to_qmgr(void **state)
 typedef struct hostile_case {
     const char *name;
     const char *queue_name;
-    int which_id;                              /* 0: qid, 1: qid2, 2: bad text, 3: missing */
-    long req_index;                            /* the request's index for rcpt 0 */
-    const char *req_address;                   /* the request's address for rcpt 0 */
-    long res_index;                            /* the result's index */
-    int ret;                                   /* expected return */
+    int which_id;            /* 0: qid, 1: qid2, 2: bad text, 3: missing */
+    long req_index;          /* the request's index for rcpt 0 */
+    const char *req_address; /* the request's address for rcpt 0 */
+    long res_index;          /* the result's index */
+    int ret;                 /* expected return */
 } hostile_case;
 
 static const hostile_case hostile[] = {
@@ -358,8 +358,8 @@ static void test_mark_done_crash_points(void **state)
         {"2", 1, (1u << 0) | (1u << 3)},
         {"3", 1, (1u << 0) | (1u << 3)},
         {"4", 0, (1u << 0) | (1u << 3)},
-        {"local:0", 1, 0},                     /* the program named: on */
-        {"smtp:0", 0, (1u << 0) | (1u << 3)},  /* another program: off */
+        {"local:0", 1, 0},                    /* the program named: on */
+        {"smtp:0", 0, (1u << 0) | (1u << 3)}, /* another program: off */
         {"junk", 0, (1u << 0) | (1u << 3)},
     };
 
@@ -395,8 +395,8 @@ static void test_marked_result_round_trip_and_refusals(void **state)
         long long status, marked;
         int ok;
     } rows[] = {
-        {DELIVER_OK, 1, 1},     {DELIVER_OK, 0, 1},     {DELIVER_DEFER, 1, 0},
-        {DELIVER_BOUNCE, 1, 0}, {DELIVER_OK, 2, 0},     {DELIVER_OK, -1, 0},
+        {DELIVER_OK, 1, 1},     {DELIVER_OK, 0, 1}, {DELIVER_DEFER, 1, 0},
+        {DELIVER_BOUNCE, 1, 0}, {DELIVER_OK, 2, 0}, {DELIVER_OK, -1, 0},
     };
 
     (void) state;
