@@ -290,7 +290,7 @@ static void clear_warn_time(qmgr_message *m)
     if ((q = qfile_open(vbuf_str(&path), QFILE_RDWR, &err)) == NULL) {
         msg_warn("%s: clear delay warning time: %s", m->id, vbuf_str(&err));
     } else {
-        if (qfile_set_warn_time(q, 0) < 0 || qfile_sync(q) < 0)
+        if (qfile_set_warn_time(q, 0) < 0 || qfile_sync_data(q) < 0)
             msg_warn("%s: clear delay warning time: %m", m->id);
         qfile_close(q);
     }
@@ -519,7 +519,7 @@ qmgr_message *qmgr_message_load(const char *queue, const char *id)
     if (var_delay_warning_time > 0 && m->warn_time == 0 && strcmp(queue, MAIL_QUEUE_INCOMING) == 0 &&
         m->req.arrival + (double) var_delay_warning_time > (double) time(NULL)) {
         m->warn_time = (long long) m->req.arrival + var_delay_warning_time;
-        if (qfile_set_warn_time(q, m->warn_time) < 0 || qfile_sync(q) < 0)
+        if (qfile_set_warn_time(q, m->warn_time) < 0 || qfile_sync_data(q) < 0)
             msg_warn("%s: set delay warning time: %m", id);
     }
 
