@@ -6,7 +6,12 @@
  * "delivery"}; qmgr writes one request frame; the agent opens the queue file
  * read-only (queue_name/queue_id) for the content, delivers, writes one
  * result frame per recipient and then a final {request = "done"} frame.
- * qmgr records the results in the queue file and the defer/bounce logs.
+ * Before it reports, the agent marks the recipients it delivered for good
+ * done in the queue file itself and syncs once (deliver_mark_done), so that
+ * fsync happens in the agents, in parallel, not in qmgr's event loop; such
+ * results carry marked=1. qmgr records the rest in the queue file and the
+ * defer/bounce/trace logs (a status record must be durable before its
+ * recipient is marked done, so the agent never marks those).
  * Agents write the Postfix-format "to=<...>, relay=..., delay=...,
  * delays=a/b/c/d, dsn=..., status=..." log line with deliver_log().
  */
@@ -69,6 +74,7 @@ typedef struct deliver_result {
     char *remote_mta;                   /* "dns; mx.example.com" or NULL */
     char *diag;                         /* "smtp; 550 5.1.1 no such user" or NULL */
     int relayed_no_dsn;                 /* next hop took it without DSN support */
+    int marked;                         /* the agent marked it done in the queue file and synced */
 } deliver_result;
 
 /* Agent side. */
@@ -79,6 +85,20 @@ int deliver_done_write(stream *s);
 
 /* qmgr side. */
 int deliver_request_write(stream *s, const deliver_request *req);
+/*
+ * deliver_mark_done - agent side, before reporting: mark done in the queue
+ * file every result that needs nothing more from qmgr (DELIVER_OK, not a
+ * probe, no NOTIFY=SUCCESS, not relayed without DSN), then sync the file
+ * once, and set marked on those results. q is the request's queue file
+ * opened with QFILE_RDWR, or NULL to open it here. Every result is checked
+ * against the request and the file (the recipient index must be in the
+ * request, inside the file, with the same address), so a result can only
+ * mark a recipient of this message that this request delivered. Returns
+ * how many were marked, or -1 (none marked; qmgr then marks them itself).
+ */
+struct qfile;
+int deliver_mark_done(struct qfile *q, const deliver_request *req, deliver_result *res, size_t n);
+
 /* deliver_result_read - 1 result read, 0 final "done", -1 error */
 int deliver_result_read(stream *s, deliver_result *res);
 void deliver_result_free(deliver_result *res);

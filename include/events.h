@@ -23,6 +23,14 @@ typedef void (*event_signal_fn)(int sig);
 /* The callback for a descriptor; interest is READ, WRITE or both. */
 void event_enable_read(int fd, event_fn fn, void *ctx);
 void event_enable_write(int fd, event_fn fn, void *ctx);
+/*
+ * event_enable_read_exclusive - read interest in a descriptor that several
+ * processes wait on (a shared listening socket): each event wakes one idle
+ * waiter (EPOLLEXCLUSIVE), not all of them; the others' accept would only
+ * fail with EAGAIN. Falls back to an ordinary registration on kernels
+ * without it. Stays exclusive until the descriptor's interest ends.
+ */
+void event_enable_read_exclusive(int fd, event_fn fn, void *ctx);
 void event_disable_read(int fd);
 void event_disable_write(int fd);
 void event_remove(int fd);              /* before closing the fd */

@@ -27,8 +27,21 @@
 int mail_queue_id_ok(const char *id);
 /* mail_queue_path - the relative path of ID in queue (hashed if configured) */
 void mail_queue_path(vbuf *out, const char *queue, const char *id);
-/* mail_queue_move - rename ID from one queue to another, then fsync the target dir */
+/*
+ * mail_queue_move - rename ID from one queue to another, then fsync both
+ * directories: the move survives a crash of the machine. For moves that
+ * record an administrator's decision (hold, release), set mail aside
+ * (corrupt) or leave a queue nobody scans again.
+ */
 int mail_queue_move(const char *id, const char *from, const char *to);
+/*
+ * mail_queue_move_recoverable - the same rename without the directory
+ * fsyncs. Only for moves whose loss in a crash leaves an already durable
+ * file in a queue that is scanned again, so the move is simply redone
+ * (qmgr: incoming or deferred -> active, active -> deferred or incoming;
+ * qmgr recovers active/ and scans incoming/ and deferred/ when it starts).
+ */
+int mail_queue_move_recoverable(const char *id, const char *from, const char *to);
 /* mail_queue_scan - call fn for every ID in queue (walks hash levels) */
 int mail_queue_scan(const char *queue, void (*fn)(const char *queue, const char *id, void *ctx), void *ctx);
 /*

@@ -103,6 +103,8 @@ const char *qfile_attr(const qfile *q, const char *name);  /* NULL if absent */
 int qfile_mark_done(qfile *q, size_t index, int sync);
 int qfile_set_warn_time(qfile *q, long long when);
 int qfile_sync(qfile *q);
+/* qfile_sync_data - fdatasync: enough after in-place slot rewrites (no size change) */
+int qfile_sync_data(qfile *q);
 
 /* Content, chunk by chunk: returns bytes (>0), 0 at the end, -1 on error. */
 typedef struct qfile_content {

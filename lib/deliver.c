@@ -9,7 +9,9 @@
  *              then per recipient, in this order: rcpt_index, rcpt_address,
  *              rcpt_orcpt, rcpt_orig, rcpt_notify}   (empty string = none)
  *   result:   {request = "result", index, status, dsn, action, reason,
- *              [relay], [remote_mta], [diag], relayed_no_dsn}
+ *              [relay], [remote_mta], [diag], relayed_no_dsn, [marked]}
+ *             (marked = 1 only with status OK: the agent marked the
+ *             recipient done in the queue file and synced it)
  *   done:     {request = "done"}
  *
  * Offers the stream functions of deliver.h plus encode/decode helpers for
@@ -355,6 +357,8 @@ void deliver_result_encode(const deliver_result *res, attr_list *list)
     if (res->diag && *res->diag)
         attr_put_str(list, "diag", res->diag);
     attr_put_int(list, "relayed_no_dsn", res->relayed_no_dsn ? 1 : 0);
+    if (res->marked)
+        attr_put_int(list, "marked", 1);
 }
 
 /* deliver_result_decode - 1 result, 0 "done", -1 bad frame (logged) */
@@ -362,20 +366,15 @@ int deliver_result_decode(const attr_list *list, deliver_result *res)
 {
     const char *request = NULL, *dsn = NULL, *action = NULL, *reason = NULL;
     const char *relay = NULL, *remote_mta = NULL, *diag = NULL;
-    long long index = 0, status = 0, no_dsn = 0;
+    long long index = 0, status = 0, no_dsn = 0, marked = 0;
     attr_spec done_spec[] = {ATTR_SPEC_STR("request", ATTR_REQUIRED, &request), ATTR_SPEC_END};
     attr_spec spec[] = {
-        ATTR_SPEC_STR("request", ATTR_REQUIRED, &request),
-        ATTR_SPEC_INT("index", ATTR_REQUIRED, &index),
-        ATTR_SPEC_INT("status", ATTR_REQUIRED, &status),
-        ATTR_SPEC_STR("dsn", ATTR_REQUIRED, &dsn),
-        ATTR_SPEC_STR("action", ATTR_REQUIRED, &action),
-        ATTR_SPEC_STR("reason", ATTR_REQUIRED, &reason),
-        ATTR_SPEC_STR("relay", ATTR_OPTIONAL, &relay),
-        ATTR_SPEC_STR("remote_mta", ATTR_OPTIONAL, &remote_mta),
-        ATTR_SPEC_STR("diag", ATTR_OPTIONAL, &diag),
-        ATTR_SPEC_INT("relayed_no_dsn", ATTR_REQUIRED, &no_dsn),
-        ATTR_SPEC_END,
+        ATTR_SPEC_STR("request", ATTR_REQUIRED, &request), ATTR_SPEC_INT("index", ATTR_REQUIRED, &index),
+        ATTR_SPEC_INT("status", ATTR_REQUIRED, &status),   ATTR_SPEC_STR("dsn", ATTR_REQUIRED, &dsn),
+        ATTR_SPEC_STR("action", ATTR_REQUIRED, &action),   ATTR_SPEC_STR("reason", ATTR_REQUIRED, &reason),
+        ATTR_SPEC_STR("relay", ATTR_OPTIONAL, &relay),     ATTR_SPEC_STR("remote_mta", ATTR_OPTIONAL, &remote_mta),
+        ATTR_SPEC_STR("diag", ATTR_OPTIONAL, &diag),       ATTR_SPEC_INT("relayed_no_dsn", ATTR_REQUIRED, &no_dsn),
+        ATTR_SPEC_INT("marked", ATTR_OPTIONAL, &marked),   ATTR_SPEC_END,
     };
     const char *first = attr_get_str(list, "request");
 
@@ -389,8 +388,13 @@ int deliver_result_decode(const attr_list *list, deliver_result *res)
         return -1;
     }
     if (index < 0 || index > 100000000 || status < DELIVER_OK || status > DELIVER_BOUNCE ||
-        (no_dsn != 0 && no_dsn != 1)) {
+        (no_dsn != 0 && no_dsn != 1) || (marked != 0 && marked != 1)) {
         msg_warn("deliver_result: bad index, status or flag");
+        return -1;
+    }
+    /* Only a delivered recipient may have been marked done by the agent. */
+    if (marked && status != DELIVER_OK) {
+        msg_warn("deliver_result: recipient %lld marked done with status %lld", index, status);
         return -1;
     }
     if (!deliver_dsn_ok(dsn) || strlen(dsn) >= sizeof(res->dsn) || !deliver_action_ok(action)) {
@@ -412,6 +416,7 @@ int deliver_result_decode(const attr_list *list, deliver_result *res)
     res->remote_mta = opt_str(remote_mta);
     res->diag = opt_str(diag);
     res->relayed_no_dsn = (int) no_dsn;
+    res->marked = (int) marked;
     return 1;
 }
 

@@ -33,6 +33,7 @@ typedef struct event_slot {
     void *read_ctx, *write_ctx;
     int mask;       /* EVENT_READ | EVENT_WRITE wanted */
     int registered; /* known to epoll */
+    int exclusive;  /* EPOLLEXCLUSIVE: added afresh, never modified */
     uint32_t gen;   /* bumped whenever interest ends */
 } event_slot;
 
@@ -110,7 +111,24 @@ static void event_update(int fd, event_slot *sl)
         if (sl->registered && epoll_ctl(ev_epfd, EPOLL_CTL_DEL, fd, NULL) < 0 && errno != EBADF && errno != ENOENT)
             msg_fatal("event: epoll_ctl DEL fd %d: %m", fd);
         sl->registered = 0;
+        sl->exclusive = 0;
         return;
+    }
+    if (sl->exclusive) {
+        /* EPOLL_CTL_MOD refuses EPOLLEXCLUSIVE: remove and add again. */
+        if (sl->registered && epoll_ctl(ev_epfd, EPOLL_CTL_DEL, fd, NULL) < 0 && errno != EBADF && errno != ENOENT)
+            msg_fatal("event: epoll_ctl DEL fd %d: %m", fd);
+        sl->registered = 0;
+        ev.events |= EPOLLEXCLUSIVE;
+        if (epoll_ctl(ev_epfd, EPOLL_CTL_ADD, fd, &ev) == 0) {
+            sl->registered = 1;
+            return;
+        }
+        if (errno != EINVAL)
+            msg_fatal("event: epoll_ctl ADD fd %d: %m", fd);
+        /* A kernel without EPOLLEXCLUSIVE (before Linux 4.5): every waiter wakes. */
+        sl->exclusive = 0;
+        ev.events &= ~(uint32_t) EPOLLEXCLUSIVE;
     }
     if (sl->registered) {
         if (epoll_ctl(ev_epfd, EPOLL_CTL_MOD, fd, &ev) == 0)
@@ -133,6 +151,20 @@ void event_enable_read(int fd, event_fn fn, void *ctx)
     sl->read_ctx = ctx;
     if (!(sl->mask & EVENT_READ)) {
         sl->mask |= EVENT_READ;
+        event_update(fd, sl);
+    }
+}
+
+/* event_enable_read_exclusive - read interest shared with other processes: one waiter wakes */
+void event_enable_read_exclusive(int fd, event_fn fn, void *ctx)
+{
+    event_slot *sl = event_slot_get(fd);
+
+    sl->read_fn = fn;
+    sl->read_ctx = ctx;
+    if (!(sl->mask & EVENT_READ) || !sl->exclusive) {
+        sl->mask |= EVENT_READ;
+        sl->exclusive = 1;
         event_update(fd, sl);
     }
 }

@@ -1,7 +1,8 @@
 /*
  * mail_queue - the queue directory (see mail_queue.h): hashed paths, moves
- * that are one rename followed by fsync of the directories, scanning, and
- * creating/repairing the layout with owners and modes.
+ * that are one rename followed by fsync of the directories (or, for moves
+ * a rescan redoes, the rename alone), scanning, and creating/repairing the
+ * layout with owners and modes.
  *
  * Trusts: queue IDs given by callers only after mail_queue_id_ok(); the
  * directory tree is examined with lstat/O_NOFOLLOW, so a link planted in
@@ -131,8 +132,8 @@ static void dir_of(vbuf *out, const char *path)
         vbuf_putc(out, '.');
 }
 
-/* mail_queue_move - rename ID between queues, then fsync both directories */
-int mail_queue_move(const char *id, const char *from, const char *to)
+/* queue_move - rename ID between queues; fsync both directories if durable */
+static int queue_move(const char *id, const char *from, const char *to, int durable)
 {
     vbuf src, dst, dir;
     int ret = -1;
@@ -151,12 +152,14 @@ int mail_queue_move(const char *id, const char *from, const char *to)
         if (errno != ENOENT || make_hash_dirs(vbuf_str(&dst)) < 0 || rename(vbuf_str(&src), vbuf_str(&dst)) < 0)
             goto done;
     }
-    dir_of(&dir, vbuf_str(&dst));
-    if (fsync_dir(vbuf_str(&dir)) < 0)
-        goto done;
-    dir_of(&dir, vbuf_str(&src));
-    if (fsync_dir(vbuf_str(&dir)) < 0)
-        goto done;
+    if (durable) {
+        dir_of(&dir, vbuf_str(&dst));
+        if (fsync_dir(vbuf_str(&dir)) < 0)
+            goto done;
+        dir_of(&dir, vbuf_str(&src));
+        if (fsync_dir(vbuf_str(&dir)) < 0)
+            goto done;
+    }
     ret = 0;
 done:
     saved = errno;
@@ -165,6 +168,22 @@ done:
     vbuf_release(&dir);
     errno = saved;
     return ret;
+}
+
+/* mail_queue_move - rename ID between queues, then fsync both directories */
+int mail_queue_move(const char *id, const char *from, const char *to)
+{
+    return queue_move(id, from, to, 1);
+}
+
+/*
+ * mail_queue_move_recoverable - rename ID between queues without directory
+ * fsyncs: after a crash the file is in one of the two queues, and the
+ * caller's rescan of the source queue redoes the move.
+ */
+int mail_queue_move_recoverable(const char *id, const char *from, const char *to)
+{
+    return queue_move(id, from, to, 0);
 }
 
 /* scan_dir - collect IDs under dir, descending `levels` hash levels */

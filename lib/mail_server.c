@@ -4,6 +4,11 @@
  * the three accept loops (single, multi, trigger), plus the client side
  * helpers mail_server_connect() and mail_trigger().
  *
+ * All processes of a service wait on the same listening sockets. Each
+ * process registers them with EPOLLEXCLUSIVE, so a new connection wakes one
+ * idle process instead of every one (which would all race to accept, and
+ * all but one get EAGAIN); an accept that still finds nothing is harmless.
+ *
  * Trusts: the descriptors master passes at the fixed numbers (checked with
  * fstat before use), main.cf. Trusts nothing a client sends: trigger frames
  * go through the strict attribute reader with a small size limit.
@@ -17,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -381,11 +387,31 @@ static stream *ms_standalone_stream(void)
     return s;
 }
 
+/* ss_epoll_add - add fd to single_server's wait set; exclusive if asked and the kernel can */
+static void ss_epoll_add(int epfd, int fd, uint32_t events, int exclusive)
+{
+    struct epoll_event ev;
+
+    memset(&ev, 0, sizeof(ev));
+    ev.events = events | (exclusive ? (uint32_t) EPOLLEXCLUSIVE : 0);
+    ev.data.fd = fd;
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
+        return;
+    if (exclusive && errno == EINVAL) {
+        /* A kernel without EPOLLEXCLUSIVE (before Linux 4.5): every idle process wakes. */
+        ev.events = events;
+        if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
+            return;
+    }
+    msg_fatal("epoll_ctl ADD fd %d: %m", fd);
+}
+
 /* single_server_main - one client at a time */
 void single_server_main(int argc, char **argv, single_service_fn fn, const mail_server_hooks *hooks)
 {
-    struct pollfd pfd[MAIL_SERVER_MAX_LISTEN + 1];
+    struct epoll_event evs[MAIL_SERVER_MAX_LISTEN + 1];
     sigset_t term, wait_mask;
+    int epfd;
 
     ms_init(argc, argv, hooks);
     if (ms_standalone) {
@@ -406,42 +432,45 @@ void single_server_main(int argc, char **argv, single_service_fn fn, const mail_
     if (sigprocmask(SIG_BLOCK, &term, &wait_mask) < 0)
         msg_fatal("sigprocmask: %m");
     sigdelset(&wait_mask, SIGTERM);
+    /*
+     * The listening sockets are shared with the service's other processes:
+     * exclusive, so a connection wakes one idle process. The status pipe
+     * needs no events: EPOLLERR comes by itself when master is gone.
+     */
+    if ((epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
+        msg_fatal("epoll_create1: %m");
+    for (int i = 0; i < ms_listen_count; i++)
+        ss_epoll_add(epfd, MAIL_SERVER_LISTEN_FD + i, EPOLLIN, 1);
+    ss_epoll_add(epfd, MAIL_SERVER_STATUS_FD, 0, 0);
     ms_report(MAIL_SERVER_STAT_AVAIL);
     for (;;) {
-        long idle_ms = var_max_idle > 86400 ? 86400000L : var_max_idle * 1000L;
-        struct timespec ts = {idle_ms / 1000, (idle_ms % 1000) * 1000000L};
+        int idle_ms = var_max_idle > 86400 ? 86400000 : (int) var_max_idle * 1000;
         int n;
 
         if (ms_stop || ms_limits_reached())
             ms_exit(0);
-        for (int i = 0; i < ms_listen_count; i++) {
-            pfd[i].fd = MAIL_SERVER_LISTEN_FD + i;
-            pfd[i].events = POLLIN;
-            pfd[i].revents = 0;
-        }
-        pfd[ms_listen_count].fd = MAIL_SERVER_STATUS_FD;
-        pfd[ms_listen_count].events = 0; /* POLLERR when master is gone */
-        pfd[ms_listen_count].revents = 0;
-        n = ppoll(pfd, (nfds_t) ms_listen_count + 1, ms_hooks->unlimited ? NULL : &ts, &wait_mask);
+        n = epoll_pwait(epfd, evs, ms_listen_count + 1, ms_hooks->unlimited ? -1 : idle_ms, &wait_mask);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            msg_fatal("ppoll: %m");
+            msg_fatal("epoll_pwait: %m");
         }
         if (n == 0) {
             if (msg_verbose)
                 msg_info("idle timeout -- exiting");
             ms_exit(0);
         }
-        if (pfd[ms_listen_count].revents)
-            ms_exit(0); /* master went away */
-        for (int i = 0; i < ms_listen_count && !ms_stop; i++) {
+        for (int i = 0; i < n; i++)
+            if (evs[i].data.fd == MAIL_SERVER_STATUS_FD)
+                ms_exit(0); /* master went away */
+        for (int i = 0; i < n && !ms_stop; i++) {
             stream *s;
             int fd;
 
-            if ((pfd[i].revents & POLLIN) == 0)
+            if ((evs[i].events & EPOLLIN) == 0)
                 continue;
-            if ((fd = ms_accept(pfd[i].fd)) < 0)
+            /* Another process may have taken the client already: EAGAIN, wait again. */
+            if ((fd = ms_accept(evs[i].data.fd)) < 0)
                 continue;
             ms_report(MAIL_SERVER_STAT_BUSY);
             s = stream_open(fd);
@@ -507,8 +536,9 @@ static void ms_event_setup(event_fn accept_fn)
     event_signal(SIGTERM, ms_event_sigterm);
     if (ms_stop)
         ms_exit(0);
+    /* Shared with the service's other processes: one idle process wakes per client. */
     for (int i = 0; i < ms_listen_count; i++)
-        event_enable_read(MAIL_SERVER_LISTEN_FD + i, accept_fn, NULL);
+        event_enable_read_exclusive(MAIL_SERVER_LISTEN_FD + i, accept_fn, NULL);
     event_enable_read(MAIL_SERVER_STATUS_FD, ms_event_master_gone, NULL);
     ms_report(MAIL_SERVER_STAT_AVAIL);
     ms_arm_idle();

@@ -17,6 +17,10 @@
  * set-id programs) the writer aborts before its (N+1)th write operation
  * (write, pwrite, fsync, rename), and writes every record piece with its own
  * write call, so a test can stop it at every point of a file's creation.
+ * With KITE_FAULT_MARKS=[PROG:]N (read when a file is opened for marking;
+ * with PROG only in that program, the last part of the log tag) a process
+ * aborts at its (N+1)th marking step: before a status byte or slot write,
+ * before a sync of the file, after a sync returns.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -69,6 +73,41 @@ static void qfile_fault_point(void)
 static int qfile_fault_active(void)
 {
     return qfile_fault_limit >= 0;
+}
+
+static long qfile_mark_fault_limit = -1; /* -1: off */
+static long qfile_mark_fault_count;      /* marking steps so far, per process */
+
+/* qfile_mark_fault_load - (re)read KITE_FAULT_MARKS when a file is opened for marking */
+static void qfile_mark_fault_load(void)
+{
+    const char *v = secure_getenv("KITE_FAULT_MARKS");
+    const char *colon, *tag, *prog;
+    long n;
+
+    qfile_mark_fault_limit = -1;
+    if (v == NULL)
+        return;
+    if ((colon = strchr(v, ':')) != NULL) {
+        tag = msg_tag();
+        prog = tag ? strrchr(tag, '/') : NULL;
+        prog = prog ? prog + 1 : tag;
+        if (prog == NULL || strlen(prog) != (size_t) (colon - v) || strncmp(prog, v, (size_t) (colon - v)) != 0)
+            return;
+        v = colon + 1;
+    }
+    if (str_to_long(v, &n) == 0 && n >= 0)
+        qfile_mark_fault_limit = n;
+}
+
+/* qfile_mark_fault_point - count one marking step; abort when the budget is spent */
+static void qfile_mark_fault_point(void)
+{
+    if (qfile_mark_fault_limit < 0)
+        return;
+    if (qfile_mark_fault_count >= qfile_mark_fault_limit)
+        abort();
+    qfile_mark_fault_count++;
 }
 
 /* ---- writer ------------------------------------------------------------- */
@@ -901,6 +940,8 @@ qfile *qfile_open(const char *path, int flags, vbuf *err)
         (void) close(fd);
         return NULL;
     }
+    if (flags & QFILE_RDWR)
+        qfile_mark_fault_load();
     q = xcalloc(1, sizeof(*q));
     q->fd = fd;
     base = base ? base + 1 : path;
@@ -951,6 +992,7 @@ int qfile_mark_done(qfile *q, size_t index, int sync)
         errno = EINVAL;
         return -1;
     }
+    qfile_mark_fault_point();
     for (;;) {
         ssize_t n = pwrite(q->fd, "D", 1, q->rcpts[index].slot);
 
@@ -977,6 +1019,7 @@ int qfile_set_warn_time(qfile *q, long long when)
         return -1;
     }
     snprintf(digits, sizeof(digits), "%020lld", when);
+    qfile_mark_fault_point();
     while (done < QFILE_SLOT_DIGITS) {
         ssize_t n = pwrite(q->fd, digits + done, QFILE_SLOT_DIGITS - done, q->warn_slot + (off_t) done);
 
@@ -994,7 +1037,27 @@ int qfile_set_warn_time(qfile *q, long long when)
 /* qfile_sync - fsync the file */
 int qfile_sync(qfile *q)
 {
-    return fsync(q->fd);
+    int ret;
+
+    qfile_mark_fault_point();
+    ret = fsync(q->fd);
+    qfile_mark_fault_point();
+    return ret;
+}
+
+/*
+ * qfile_sync_data - fdatasync the file: enough after in-place slot rewrites,
+ * which change neither the size nor the blocks (only the times, which need
+ * not survive a crash).
+ */
+int qfile_sync_data(qfile *q)
+{
+    int ret;
+
+    qfile_mark_fault_point();
+    ret = fdatasync(q->fd);
+    qfile_mark_fault_point();
+    return ret;
 }
 
 /* qf_pread_all - exactly len bytes at off; -1 on error or short file */

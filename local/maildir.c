@@ -74,13 +74,21 @@ static int maildir_mkdirs(const char *dir, vbuf *why)
     return ret;
 }
 
-/* maildir_random - 64 unpredictable bits for the unique name (one system call) */
+/*
+ * maildir_random - 64 unpredictable bits for the unique name: one
+ * getrandom(2) call (no /dev/urandom to open per delivery, and it works in
+ * a chroot); the time and pid only if the kernel's pool cannot answer.
+ */
 static unsigned long long maildir_random(void)
 {
     unsigned long long r = 0;
     struct timeval tv;
+    ssize_t n;
 
-    if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t) sizeof(r)) {
+    do
+        n = getrandom(&r, sizeof(r), GRND_NONBLOCK);
+    while (n < 0 && errno == EINTR);
+    if (n != (ssize_t) sizeof(r)) {
         /* O_EXCL keeps the name unique; this only makes it hard to guess. */
         (void) gettimeofday(&tv, NULL);
         r = ((unsigned long long) tv.tv_usec << 32) ^ (unsigned long long) getpid() ^ (unsigned long long) tv.tv_sec;

@@ -4,9 +4,10 @@
  *
  * Speaks the delivery protocol (deliver.h): greets {protocol = "delivery"},
  * reads one request, delivers each recipient (aliases, .forward, mailboxes,
- * files, commands, virtual mailboxes) and writes one result per recipient,
- * then "done". Stays root (keep_root) so each delivery can run in a child
- * with the recipient's uid and gid (privs.c).
+ * files, commands, virtual mailboxes), marks the delivered ones done in the
+ * queue file with one sync (deliver_mark_done), then writes one result per
+ * recipient and "done". Stays root (keep_root) so each delivery can run in
+ * a child with the recipient's uid and gid (privs.c).
  */
 #include <string.h>
 #include <sys/stat.h>
@@ -90,7 +91,9 @@ static void local_service(stream *client, const char *service, char **argv)
 {
     deliver_request req;
     local_msg m;
-    vbuf path, err, reason;
+    vbuf path, err;
+    vbuf *reasons;
+    deliver_result *results;
     qfile_content it;
 
     (void) service;
@@ -102,7 +105,8 @@ static void local_service(stream *client, const char *service, char **argv)
         return;
     vbuf_init(&path, 0);
     vbuf_init(&err, 0);
-    vbuf_init(&reason, 0);
+    results = xcalloc(req.nrcpt, sizeof(*results));
+    reasons = xcalloc(req.nrcpt, sizeof(*reasons));
     memset(&m, 0, sizeof(m));
     m.req = &req;
     mail_queue_path(&path, req.queue_name, req.queue_id);
@@ -118,6 +122,7 @@ static void local_service(stream *client, const char *service, char **argv)
         deliver_result res;
 
         memset(&res, 0, sizeof(res));
+        vbuf_init(&reasons[i], 0);
         if (m.q == NULL) {
             res.index = req.rcpts[i].index;
             res.status = DELIVER_DEFER;
@@ -128,14 +133,29 @@ static void local_service(stream *client, const char *service, char **argv)
             deliver_log(&req, &req.rcpts[i], &res, local_now(), local_now());
         } else {
             /* A probe (DELIVER_FLAG_VERIFY) resolves the same way; the agents write nothing then. */
-            local_one(&m, &req.rcpts[i], &res, &reason);
+            local_one(&m, &req.rcpts[i], &res, &reasons[i]);
         }
-        if (deliver_result_write(client, &res) != 0) {
+        results[i] = res;
+    }
+    /*
+     * Delivered recipients are marked done (one sync) before qmgr hears of
+     * them. The file is opened for writing only here, in this process: the
+     * delivery children that ran as the recipient never held a writable
+     * descriptor of the queue file.
+     */
+    if (m.q)
+        (void) deliver_mark_done(NULL, &req, results, req.nrcpt);
+    for (size_t i = 0; i < req.nrcpt; i++) {
+        if (deliver_result_write(client, &results[i]) != 0) {
             msg_warn("%s: lost connection to queue manager", req.queue_id);
             break;
         }
     }
     (void) deliver_done_write(client);
+    for (size_t i = 0; i < req.nrcpt; i++)
+        vbuf_release(&reasons[i]);
+    xfree(reasons);
+    xfree(results);
     for (size_t i = 0; i < m.ndelivered_to; i++)
         xfree(m.delivered_to[i]);
     xfree(m.delivered_to);
@@ -144,7 +164,6 @@ static void local_service(stream *client, const char *service, char **argv)
     deliver_request_free(&req);
     vbuf_release(&path);
     vbuf_release(&err);
-    vbuf_release(&reason);
 }
 
 /* local_alias_table_owner - who alias commands and files run as */

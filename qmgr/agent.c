@@ -7,7 +7,11 @@
  * Trusts nothing the agent sends: frames are bounded (DELIVER_RESULT_MAX)
  * and strictly scanned, a result must name a recipient of this request and
  * only once. Recipients the agent did not report (crash, garbage, timeout)
- * are deferred, never lost.
+ * are deferred, never lost. A result with marked=1 says the agent already
+ * marked the recipient done in the queue file and synced it; qmgr takes
+ * that only for a delivered recipient that needs no status record, and
+ * marks (and syncs) everything else itself. A false claim can cost a
+ * duplicate delivery, never a loss: it only ever spares a write.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -51,6 +55,16 @@ int qmgr_agent_count(void)
 static void agent_event(int fd, int events, void *ctx);
 static void agent_timeout(void *ctx);
 
+/* agent_mark_ok - may qmgr rely on the agent's own mark for this result? */
+static int agent_mark_ok(const qmgr_message *m, size_t rcpt, const deliver_result *r)
+{
+    const qmgr_rcpt *qr = &m->rcpts[rcpt];
+
+    /* The same conditions as deliver_mark_done's: nothing owed to the logs first. */
+    return r->marked && r->status == DELIVER_OK && !r->relayed_no_dsn && !(m->req.flags & DELIVER_FLAG_VERIFY) &&
+           !(qr->dr.notify & QF_NOTIFY_SUCCESS) && qr->state == QMGR_RCPT_DONE;
+}
+
 /* agent_finish - record what we got, defer the rest, free the connection */
 static void agent_finish(qmgr_conn *c, const char *why)
 {
@@ -84,8 +98,14 @@ static void agent_finish(qmgr_conn *c, const char *why)
             fail_reason = r->reason;
         }
         qmgr_message_result(m, c->rcpts[i], r);
-        if (m->rcpts[c->rcpts[i]].state == QMGR_RCPT_DONE)
-            done[ndone++] = c->rcpts[i];
+        if (m->rcpts[c->rcpts[i]].state != QMGR_RCPT_DONE)
+            continue;
+        if (agent_mark_ok(m, c->rcpts[i], r))
+            continue; /* marked and synced by the agent, outside this event loop */
+        if (r->marked)
+            msg_warn("%s: %s agent marked recipient %ld done unasked; marking it again", m->id, c->dest->transport,
+                     r->index);
+        done[ndone++] = c->rcpts[i];
     }
     (void) qmgr_message_mark_done(m, done, ndone);
     for (size_t i = 0; i < c->n; i++) {

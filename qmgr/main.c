@@ -329,7 +329,8 @@ static void qmgr_service(stream *client, attr_list *request, const char *service
 static void recover_one(const char *queue, const char *id, void *ctx)
 {
     (void) ctx;
-    if (mail_queue_move(id, queue, MAIL_QUEUE_INCOMING) < 0)
+    /* No directory fsync: a lost rename leaves it in active/, recovered again next start. */
+    if (mail_queue_move_recoverable(id, queue, MAIL_QUEUE_INCOMING) < 0)
         msg_warn("%s: move from %s to %s: %m", id, queue, MAIL_QUEUE_INCOMING);
 }
 

@@ -73,6 +73,7 @@ static double parse_time(const char *text)
 static void move_corrupt(const char *queue, const char *id, const char *why)
 {
     msg_warn("%s: corrupt queue file in %s: %s; moved to %s", id, queue, why, MAIL_QUEUE_CORRUPT);
+    /* Durable: rare, and corrupt/ is where an administrator looks for it. */
     if (mail_queue_move(id, queue, MAIL_QUEUE_CORRUPT) < 0)
         msg_warn("%s: move to %s: %m", id, MAIL_QUEUE_CORRUPT);
 }
@@ -197,7 +198,8 @@ int qmgr_message_mark_done(qmgr_message *m, const size_t *rcpts, size_t n)
                 ret = -1;
             }
         }
-        if (qfile_sync(q) < 0) {
+        /* In-place status bytes: the data sync is enough (the file's size and blocks stay). */
+        if (qfile_sync_data(q) < 0) {
             msg_warn("%s: sync after marking recipients done: %m", m->id);
             ret = -1;
         }
@@ -288,7 +290,7 @@ static void clear_warn_time(qmgr_message *m)
     if ((q = qfile_open(vbuf_str(&path), QFILE_RDWR, &err)) == NULL) {
         msg_warn("%s: clear delay warning time: %s", m->id, vbuf_str(&err));
     } else {
-        if (qfile_set_warn_time(q, 0) < 0 || qfile_sync(q) < 0)
+        if (qfile_set_warn_time(q, 0) < 0 || qfile_sync_data(q) < 0)
             msg_warn("%s: clear delay warning time: %m", m->id);
         qfile_close(q);
     }
@@ -359,7 +361,11 @@ void qmgr_message_check_done(qmgr_message *m)
     if (backoff < var_minimal_backoff_time || !notices_ok)
         backoff = var_minimal_backoff_time;
     set_next_attempt(MAIL_QUEUE_ACTIVE, m->id, now + backoff);
-    if (mail_queue_move(m->id, MAIL_QUEUE_ACTIVE, MAIL_QUEUE_DEFERRED) < 0)
+    /*
+     * No directory fsync: if a crash loses this rename the file is back in
+     * active/, which the next qmgr returns to incoming/ and tries at once.
+     */
+    if (mail_queue_move_recoverable(m->id, MAIL_QUEUE_ACTIVE, MAIL_QUEUE_DEFERRED) < 0)
         msg_warn("%s: move to %s: %m", m->id, MAIL_QUEUE_DEFERRED);
     message_free(m);
     qmgr_scan_incoming_soon();
@@ -469,7 +475,12 @@ qmgr_message *qmgr_message_load(const char *queue, const char *id)
 
     if (qmgr_message_find(id))
         return NULL;
-    if (mail_queue_move(id, queue, MAIL_QUEUE_ACTIVE) < 0) {
+    /*
+     * No directory fsync: the file is durable in incoming/ or deferred/
+     * already; a crash that loses the rename leaves it there, where the
+     * next scan finds it again (and active/ is recovered at start).
+     */
+    if (mail_queue_move_recoverable(id, queue, MAIL_QUEUE_ACTIVE) < 0) {
         if (errno != ENOENT)
             msg_warn("%s: move from %s to %s: %m", id, queue, MAIL_QUEUE_ACTIVE);
         return NULL;
@@ -508,7 +519,7 @@ qmgr_message *qmgr_message_load(const char *queue, const char *id)
     if (var_delay_warning_time > 0 && m->warn_time == 0 && strcmp(queue, MAIL_QUEUE_INCOMING) == 0 &&
         m->req.arrival + (double) var_delay_warning_time > (double) time(NULL)) {
         m->warn_time = (long long) m->req.arrival + var_delay_warning_time;
-        if (qfile_set_warn_time(q, m->warn_time) < 0 || qfile_sync(q) < 0)
+        if (qfile_set_warn_time(q, m->warn_time) < 0 || qfile_sync_data(q) < 0)
             msg_warn("%s: set delay warning time: %m", id);
     }
 

@@ -6,7 +6,9 @@
  * (transport, next hop), and destinations are served round-robin within
  * their concurrency limits by connections to delivery agents on
  * private/<transport>. Results are recorded in the queue file (recipient
- * slot marked done, synced) and the bounce/defer/trace logs; a finished
+ * slot marked done, synced - by the agent itself for plain deliveries, so
+ * that fsync stays out of this event loop) and the bounce/defer/trace
+ * logs; a finished
  * message is removed, an unfinished one goes to deferred/ with its next
  * attempt time as the file's mtime.
  *

@@ -1010,6 +1010,19 @@ static smtp_session *cache_take(const char *key)
     return ss;
 }
 
+/* mark_done - delivered recipients are marked done in the queue file (one sync) before qmgr hears of them */
+static void mark_done(const deliver_request *req, attempt *at)
+{
+    deliver_result *res = xcalloc(at->nrcpt ? at->nrcpt : 1, sizeof(*res));
+
+    for (size_t i = 0; i < at->nrcpt; i++)
+        res[i] = at->rs[i].res;
+    (void) deliver_mark_done(NULL, req, res, at->nrcpt);
+    for (size_t i = 0; i < at->nrcpt; i++)
+        at->rs[i].res.marked = res[i].marked;
+    xfree(res);
+}
+
 /* smtp_deliver - carry out one delivery request and report to qmgr */
 void smtp_deliver(deliver_request *req, stream *qmgr)
 {
@@ -1117,6 +1130,7 @@ finish:
     fail_open(&at, at.last_status, at.last_dsn, at.last_reason.data, "none",
               at.last_mta.len ? at.last_mta.data : NULL, at.last_diag.len ? at.last_diag.data : NULL);
 report:
+    mark_done(req, &at);
     for (size_t i = 0; i < at.nrcpt; i++) {
         deliver_log(req, at.rs[i].rcpt, &at.rs[i].res, at.conn_start, at.xfer_start);
         if (deliver_result_write(qmgr, &at.rs[i].res) < 0)

@@ -14,6 +14,10 @@
  *     bounce   DELIVER_BOUNCE
  *     crash    exit at once without answering (a crashed agent)
  *     sleepN   wait N seconds, then answer ok
+ *     mark     ok, marked done in the queue file first (deliver_mark_done),
+ *              as the real agents do
+ *     claim    ok with marked=1, but nothing written (a lying agent)
+ *     claimdefer  defer with marked=1 (a malformed result)
  * Without a match: ok, 2.0.0, "delivered".
  *
  * Trusts the request only after deliver_request_read's strict scan.
@@ -116,7 +120,8 @@ static void testagent_service(stream *client, const char *service, char **argv)
             vbuf_set(&status, "ok");
         }
         res.index = req.rcpts[i].index;
-        res.status = strcmp(vbuf_str(&status), "defer") == 0    ? DELIVER_DEFER
+        res.status = strcmp(vbuf_str(&status), "defer") == 0 || strcmp(vbuf_str(&status), "claimdefer") == 0
+                         ? DELIVER_DEFER
                      : strcmp(vbuf_str(&status), "bounce") == 0 ? DELIVER_BOUNCE
                                                                 : DELIVER_OK;
         snprintf(res.dsn, sizeof(res.dsn), "%s", vbuf_str(&dsn));
@@ -125,6 +130,10 @@ static void testagent_service(stream *client, const char *service, char **argv)
         res.relayed_no_dsn = strncmp(vbuf_str(&reason), "relayed", 7) == 0;
         if (res.relayed_no_dsn)
             res.action = "relayed";
+        if (strcmp(vbuf_str(&status), "mark") == 0)
+            (void) deliver_mark_done(NULL, &req, &res, 1);
+        else if (strcmp(vbuf_str(&status), "claim") == 0 || strcmp(vbuf_str(&status), "claimdefer") == 0)
+            res.marked = 1;
         deliver_log(&req, &req.rcpts[i], &res, start, start);
         if (deliver_result_write(client, &res) < 0)
             break;

@@ -62,7 +62,7 @@ static void test_bounce_log_round_trip(void **state)
 {
     deliver_rcpt r1 = {3, "bob@kite.test", "rfc822;Bob@kite.test", "info@kite.test", 0x4};
     deliver_rcpt r2 = {7, "carol@remote.example", NULL, NULL, 0};
-    deliver_result s1 = {3, 2, "5.1.1", "failed", "unknown user: \"bob\"", "local", NULL, NULL, 0};
+    deliver_result s1 = {3, 2, "5.1.1", "failed", "unknown user: \"bob\"", "local", NULL, NULL, 0, 0};
     deliver_result s2 = {7,
                          1,
                          "4.4.1",
@@ -71,7 +71,8 @@ static void test_bounce_log_round_trip(void **state)
                          "mx.remote.example[192.0.2.9]:25",
                          "dns; mx.remote.example",
                          "smtp; 451 4.4.1 later",
-                         1};
+                         1,
+                         0};
     bounce_log_entry *e;
 
     (void) state;
@@ -194,7 +195,7 @@ static void test_bounce_log_refuses_symlink_and_bad_id(void **state)
 {
     bounce_log_entry *e;
     deliver_rcpt r = {0, "a@b", NULL, NULL, 0};
-    deliver_result s = {0, 2, "5.0.0", "failed", "x", NULL, NULL, NULL, 0};
+    deliver_result s = {0, 2, "5.0.0", "failed", "x", NULL, NULL, NULL, 0, 0};
     int fd;
 
     (void) state;

@@ -187,7 +187,7 @@ static char *queue_message(void)
 static void test_undeliverable_notice_is_retried_later(void **state)
 {
     deliver_rcpt r = {0, "bob@kite.test", NULL, NULL, 0};
-    deliver_result res = {0, DELIVER_BOUNCE, "5.1.1", "failed", "unknown user: \"bob\"", "local", NULL, NULL, 0};
+    deliver_result res = {0, DELIVER_BOUNCE, "5.1.1", "failed", "unknown user: \"bob\"", "local", NULL, NULL, 0, 0};
     char *id = queue_message();
     char path[200];
     struct stat st;

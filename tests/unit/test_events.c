@@ -1,7 +1,9 @@
 /*
  * Unit tests for events: descriptor callbacks over socketpairs, timer order
  * and moves, signal delivery through the self-pipe, removal of descriptors
- * and timers from inside callbacks, event_stop, event_reset.
+ * and timers from inside callbacks, event_stop, event_reset, and exclusive
+ * read interest (one of several processes waiting on a listening socket
+ * wakes per connection).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,7 +16,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <stdio.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -518,6 +522,150 @@ static void test_events_reset_drops_everything(void **state)
     close(sv[1]);
 }
 
+/* ---- several processes on one listening socket ---- */
+
+typedef struct waiter_counts {
+    int wakeups, accepted, failed;
+} waiter_counts;
+
+/* on_listen_ready - a woken waiter: dawdle (so a second waiter, if woken, sees the client), then accept */
+static void on_listen_ready(int fd, int events, void *ctx)
+{
+    waiter_counts *c = ctx;
+    struct timespec pause = {0, 200 * 1000000L};
+    int cfd;
+
+    (void) events;
+    c->wakeups++;
+    (void) nanosleep(&pause, NULL);
+    if ((cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+        c->accepted++;
+        close(cfd);
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        c->failed++;
+    }
+}
+
+/*
+ * run_waiters - nwait processes wait on one listening socket (exclusive or
+ * not), one client connects; the counts summed over the waiters.
+ */
+static waiter_counts run_waiters(int nwait, int exclusive)
+{
+    struct sockaddr_in sin;
+    socklen_t len = sizeof(sin);
+    waiter_counts total = {0, 0, 0};
+    int lfd, cfd, pipes[8][2];
+    pid_t pids[8];
+
+    assert_true(nwait <= 8);
+    lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    assert_true(lfd >= 0);
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(lfd, (struct sockaddr *) &sin, sizeof(sin)), 0);
+    assert_int_equal(listen(lfd, 16), 0);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *) &sin, &len), 0);
+    for (int i = 0; i < nwait; i++) {
+        assert_int_equal(pipe(pipes[i]), 0);
+        pids[i] = fork();
+        assert_true(pids[i] >= 0);
+        if (pids[i] == 0) {
+            waiter_counts c = {0, 0, 0};
+            long long end = now_ms() + 1500;
+
+            event_reset(); /* an epoll instance of its own, as in a daemon */
+            if (exclusive)
+                event_enable_read_exclusive(lfd, on_listen_ready, &c);
+            else
+                event_enable_read(lfd, on_listen_ready, &c);
+            while (now_ms() < end)
+                event_loop(50);
+            _exit(write(pipes[i][1], &c, sizeof(c)) == (ssize_t) sizeof(c) ? 0 : 1);
+        }
+        close(pipes[i][1]);
+    }
+    {
+        struct timespec settle = {0, 400 * 1000000L}; /* every waiter asleep in epoll_wait */
+
+        (void) nanosleep(&settle, NULL);
+    }
+    cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(cfd >= 0);
+    assert_int_equal(connect(cfd, (struct sockaddr *) &sin, sizeof(sin)), 0);
+    for (int i = 0; i < nwait; i++) {
+        waiter_counts c;
+        int status;
+
+        assert_int_equal(read(pipes[i][0], &c, sizeof(c)), (ssize_t) sizeof(c));
+        close(pipes[i][0]);
+        assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        total.wakeups += c.wakeups;
+        total.accepted += c.accepted;
+        total.failed += c.failed;
+    }
+    close(cfd);
+    close(lfd);
+    return total;
+}
+
+static void test_events_exclusive_read_wakes_one_of_several_processes(void **state)
+{
+    waiter_counts t;
+
+    (void) state;
+    t = run_waiters(3, 1);
+    assert_int_equal(t.accepted, 1);
+    assert_int_equal(t.wakeups, 1);
+    assert_int_equal(t.failed, 0);
+}
+
+/* The same with ordinary interest: every waiter wakes, all but one accept in vain. */
+static void test_events_plain_read_wakes_every_waiting_process(void **state)
+{
+    waiter_counts t;
+
+    (void) state;
+    t = run_waiters(3, 0);
+    assert_int_equal(t.accepted, 1);
+    assert_int_equal(t.wakeups, 3);
+    assert_int_equal(t.failed, 2);
+}
+
+/* on_write_ignore - write interest that is dropped before the loop runs */
+static void on_write_ignore(int fd, int events, void *ctx)
+{
+    (void) fd;
+    (void) events;
+    (void) ctx;
+    fail_msg("write callback after disable");
+}
+
+/* Exclusive interest survives other changes of interest and can be dropped. */
+static void test_events_exclusive_read_with_write_interest_and_disable(void **state)
+{
+    int sv[2];
+    struct rd r = {0};
+
+    (void) state;
+    pair(sv);
+    event_enable_read_exclusive(sv[1], on_read, &r);
+    event_enable_write(sv[1], on_write_ignore, NULL);
+    event_disable_write(sv[1]); /* re-registered, still exclusive */
+    assert_int_equal(write(sv[0], "x", 1), 1);
+    event_loop(100);
+    assert_int_equal(r.calls, 1);
+    event_disable_read(sv[1]);
+    assert_int_equal(write(sv[0], "y", 1), 1);
+    event_loop(50);
+    assert_int_equal(r.calls, 1);
+    event_remove(sv[1]);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -535,6 +683,9 @@ int main(void)
         cmocka_unit_test_teardown(test_events_signal_runs_as_callback, teardown),
         cmocka_unit_test_teardown(test_events_signal_from_child_process, teardown),
         cmocka_unit_test_teardown(test_events_reset_drops_everything, teardown),
+        cmocka_unit_test_teardown(test_events_exclusive_read_wakes_one_of_several_processes, teardown),
+        cmocka_unit_test_teardown(test_events_plain_read_wakes_every_waiting_process, teardown),
+        cmocka_unit_test_teardown(test_events_exclusive_read_with_write_interest_and_disable, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -146,6 +146,27 @@ static void test_mail_queue_move_creates_hash_dirs_and_renames(void **state)
     assert_int_equal(stat("active/QID7", &st), 0);
 }
 
+static void test_mail_queue_move_recoverable_renames_like_the_durable_move(void **state)
+{
+    struct stat st;
+
+    (void) state;
+    touch("incoming/QID8");
+    assert_int_equal(mail_queue_move_recoverable("QID8", "incoming", "active"), 0);
+    assert_int_equal(stat("active/QID8", &st), 0);
+    assert_int_equal(stat("incoming/QID8", &st), -1);
+    /* Hash levels are created on demand, as by the durable move. */
+    assert_int_equal(mail_queue_move_recoverable("QID8", "active", "deferred"), 0);
+    assert_int_equal(stat("deferred/8/D/QID8", &st), 0);
+    assert_int_equal(mail_queue_move_recoverable("QID8", "deferred", "active"), 0);
+    assert_int_equal(stat("active/QID8", &st), 0);
+    /* Missing source, bad IDs: -1, nothing moved. */
+    assert_int_equal(mail_queue_move_recoverable("NOPE", "incoming", "active"), -1);
+    assert_int_equal(mail_queue_move_recoverable("../QID8", "active", "hold"), -1);
+    assert_int_equal(mail_queue_move_recoverable(".QID8", "active", "hold"), -1);
+    assert_int_equal(stat("active/QID8", &st), 0);
+}
+
 /* collect - scan callback: append "queue:id," */
 static void collect(const char *queue, const char *id, void *ctx)
 {
@@ -236,6 +257,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mail_queue_path_hashes_only_listed_queues_from_the_end, setup, teardown),
         cmocka_unit_test(test_mail_queue_id_ok_rejects_path_tricks),
         cmocka_unit_test_setup_teardown(test_mail_queue_move_creates_hash_dirs_and_renames, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mail_queue_move_recoverable_renames_like_the_durable_move, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_mail_queue_scan_walks_hash_levels_and_skips_junk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mail_queue_setup_modes_and_repair, setup, teardown),
     };
