@@ -139,9 +139,9 @@ static void local_service(stream *client, const char *service, char **argv)
     }
     /*
      * Delivered recipients are marked done (one sync) before qmgr hears of
-     * them. The file is opened for writing only here, in this process: the
-     * delivery children that ran as the recipient never held a writable
-     * descriptor of the queue file.
+     * them. The file is opened for writing only here, as root again: no
+     * delivery made with the recipient's ids (in this process or in a
+     * child) ever held a writable descriptor of the queue file.
      */
     if (m.q)
         (void) deliver_mark_done(NULL, &req, results, req.nrcpt);
