@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dns.h"
 #include "msg.h"
 #include "mymalloc.h"
 #include "params.h"
@@ -143,26 +144,14 @@ static int resolver_setup(struct __res_state *rs)
         return -1;
     if (*var_smtp_dns_resolver_address) {
         /* "addr" or "addr:port", IPv4 (tests run a resolver on loopback). */
-        char *copy = xstrdup(var_smtp_dns_resolver_address);
-        char *colon = strrchr(copy, ':');
         struct sockaddr_in sin;
-        long port = 53;
 
-        if (colon) {
-            *colon = 0;
-            if (str_to_long(colon + 1, &port) < 0 || port <= 0 || port > 65535)
-                port = 53;
-        }
-        memset(&sin, 0, sizeof(sin));
-        sin.sin_family = AF_INET;
-        sin.sin_port = htons((unsigned short) port);
-        if (inet_pton(AF_INET, copy, &sin.sin_addr) == 1) {
+        if (dns_server_parse(var_smtp_dns_resolver_address, &sin) == 0) {
             rs->nsaddr_list[0] = sin;
             rs->nscount = 1;
         } else {
             msg_warn("smtp_dns_resolver_address: bad address \"%s\"", var_smtp_dns_resolver_address);
         }
-        xfree(copy);
     }
     return 0;
 }
