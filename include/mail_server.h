@@ -78,6 +78,19 @@ int mail_server_connect(const char *path, int timeout);
 int mail_trigger(const char *path, const char *request);
 
 /*
+ * mail_request - send FRAME to a local service and read its {status, text}
+ * answer, all within one deadline of timeout seconds (connecting counts).
+ * Returns MAIL_REQUEST_OK, MAIL_REQUEST_REFUSED (text: the service's text),
+ * MAIL_REQUEST_FAILED (no valid answer) or MAIL_REQUEST_DOWN (could not
+ * connect); text says why for the last two. FRAME is reused for the answer.
+ */
+#define MAIL_REQUEST_OK 0
+#define MAIL_REQUEST_REFUSED 1
+#define MAIL_REQUEST_FAILED (-1)
+#define MAIL_REQUEST_DOWN (-2)
+int mail_request(const char *path, attr_list *frame, int timeout, vbuf *text);
+
+/*
  * How master starts a daemon (the skeleton reads these; daemons need not):
  *
  *   -u      unpriv=y: drop to mail_owner (always done unless keep_root)

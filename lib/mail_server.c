@@ -769,3 +769,37 @@ int mail_trigger(const char *path, const char *request)
     stream_close(s);
     return ret < 0 ? -1 : 0;
 }
+
+#define MAIL_REQUEST_REPLY_MAX (64 * 1024)
+
+int mail_request(const char *path, attr_list *frame, int timeout, vbuf *text)
+{
+    long long status = -1;
+    const char *answer = NULL;
+    attr_spec spec[] = {ATTR_SPEC_INT("status", ATTR_REQUIRED, &status), ATTR_SPEC_STR("text", ATTR_REQUIRED, &answer),
+                        ATTR_SPEC_END};
+    time_t deadline = time(NULL) + timeout;
+    stream *s;
+    int fd, st, ret = MAIL_REQUEST_FAILED;
+
+    vbuf_reset(text);
+    if ((fd = mail_server_connect(path, timeout)) < 0) {
+        vbuf_printf(text, "connect to %s: %s", path, strerror(errno));
+        return MAIL_REQUEST_DOWN;
+    }
+    s = stream_open(fd);
+    stream_set_timeout(s, timeout);
+    stream_set_deadline(s, deadline);
+    if ((st = attr_write(s, frame)) < 0) {
+        vbuf_printf(text, "%s: write: %s", path, stream_strerror(st));
+    } else if ((st = attr_read(s, frame, MAIL_REQUEST_REPLY_MAX)) < 0) {
+        vbuf_printf(text, "%s: no answer: %s", path, st == ATTR_BAD ? "malformed frame" : stream_strerror(st));
+    } else if (attr_scan(frame, spec) < 0) {
+        vbuf_printf(text, "%s: malformed answer", path);
+    } else {
+        vbuf_printf(text, "%s", answer);
+        ret = status == 0 ? MAIL_REQUEST_OK : MAIL_REQUEST_REFUSED;
+    }
+    stream_close(s);
+    return ret;
+}

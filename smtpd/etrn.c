@@ -157,7 +157,7 @@ void smtpd_etrn_cmd(smtpd_session *s, char *args)
         smtpd_reply(s, "250 2.0.0 Queuing started");
     } else {
         if (st > 0)
-            msg_warn("bad ETRN %.100s... from %s: %s", vbuf_str(&name), s->namaddr, vbuf_str(&why));
+            msg_warn("bad ETRN %.100s... from %s: %.200s", vbuf_str(&name), s->namaddr, vbuf_str(&why));
         else
             msg_warn("unable to talk to fast flush service: %s", vbuf_str(&why));
         smtpd_reply(s, "458 4.3.0 Unable to queue messages");

@@ -288,45 +288,34 @@ static int kq_list(int json)
 /* kq_request - a request to qmgr with its answer */
 static int kq_request(const char *request, const char *name, const char *value, const char *what)
 {
-    const char *text = NULL;
-    long long status = 1;
-    attr_spec spec[] = {ATTR_SPEC_INT("status", ATTR_REQUIRED, &status), ATTR_SPEC_STR("text", ATTR_REQUIRED, &text),
-                        ATTR_SPEC_END};
-    attr_list *f;
-    stream *s;
-    int fd;
+    attr_list *f = attr_new();
+    vbuf text;
+    int st;
 
-    if ((fd = mail_server_connect("public/qmgr", 5)) < 0) {
-        vbuf t;
-
-        vbuf_init(&t, 0);
-        vbuf_printf(&t, "Cannot %s - mail system is down", what);
-        kq_fatal(EX_UNAVAILABLE, t.data);
-    }
-    s = stream_open(fd);
-    stream_set_timeout(s, (int) var_trigger_timeout > 0 ? (int) var_trigger_timeout : 10);
-    f = attr_new();
     attr_put_str(f, "request", request);
     if (name)
         attr_put_str(f, name, value);
-    if (attr_write(s, f) < 0 || attr_read(s, f, 64 * 1024) < 0 || attr_scan(f, spec) < 0) {
+    vbuf_init(&text, 0);
+    st = mail_request("public/qmgr", f, (int) var_trigger_timeout > 0 ? (int) var_trigger_timeout : 10, &text);
+    attr_free(f);
+    if (st == MAIL_REQUEST_DOWN || st == MAIL_REQUEST_FAILED) {
         vbuf t;
 
         vbuf_init(&t, 0);
-        vbuf_printf(&t, "Cannot %s - no answer from the queue manager", what);
+        vbuf_printf(&t, "Cannot %s - %s", what,
+                    st == MAIL_REQUEST_DOWN ? "mail system is down" : "no answer from the queue manager");
         kq_fatal(EX_UNAVAILABLE, t.data);
     }
-    if (status != 0) {
+    if (st == MAIL_REQUEST_REFUSED) {
         fprintf(stderr, "kitequeue: ");
-        for (const char *p = text; *p; p++)
+        for (const char *p = vbuf_str(&text); *p; p++)
             fputc((unsigned char) *p < 0x20 ? '?' : *p, stderr);
         fputc('\n', stderr);
     } else if (msg_verbose) {
-        printf("%s\n", text);
+        printf("%s\n", vbuf_str(&text));
     }
-    attr_free(f);
-    stream_close(s);
-    return status == 0 ? EX_OK : EX_UNAVAILABLE;
+    vbuf_release(&text);
+    return st == MAIL_REQUEST_OK ? EX_OK : EX_UNAVAILABLE;
 }
 
 int main(int argc, char **argv)
