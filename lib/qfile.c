@@ -712,8 +712,8 @@ static void qf_add_rcpt(qfile *q, size_t *cap, char *addr, char *orcpt, char *or
 
 enum qf_phase { QF_VERSION, QF_SIZE, QF_WARN, QF_ENVELOPE, QF_CONTENT, QF_TRAILER, QF_END };
 
-/* qf_parse - read and validate the whole file structure into q */
-static int qf_parse(qfile *q, const char *path, vbuf *err)
+/* qf_parse - read and validate the whole file structure (file_size octets) into q */
+static int qf_parse(qfile *q, const char *path, off_t file_size, vbuf *err)
 {
     qf_reader *r = xcalloc(1, sizeof(*r));
     enum qf_phase phase = QF_VERSION;
@@ -722,16 +722,11 @@ static int qf_parse(qfile *q, const char *path, vbuf *err)
     int g_notify = 0, g_seen = 0; /* bits: 1 O, 2 F, 4 N */
     long long content_bytes = 0;
     vbuf data;
-    struct stat st;
     int ret = -1;
 
     vbuf_init(&data, QFILE_MAX_RECORD);
-    if (fstat(q->fd, &st) < 0) {
-        vbuf_printf(err, "%s: fstat: %s", path, strerror(errno));
-        goto out;
-    }
     r->fd = q->fd;
-    r->file_size = st.st_size;
+    r->file_size = file_size;
 
     while (phase != QF_END) {
         unsigned char hdr[QFILE_HDR_LEN];
@@ -947,7 +942,7 @@ qfile *qfile_open(const char *path, int flags, vbuf *err)
     base = base ? base + 1 : path;
     if (queue_id_valid(base))
         snprintf(q->id, sizeof(q->id), "%s", base);
-    if (qf_parse(q, path, err) < 0) {
+    if (qf_parse(q, path, st.st_size, err) < 0) {
         qfile_close(q);
         return NULL;
     }
