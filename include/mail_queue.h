@@ -54,7 +54,8 @@ int mail_queue_retire(const char *queue, const char *id);
  * mail_queue_reuse - claim a file from recycle/ by renaming it to path
  * (a new temporary name); returns it open read-write, or -1 when there is
  * none to take. A claimed file that is not a plain file of ours with one
- * link is removed, never used.
+ * link, or that another process still has open, is removed, never used.
+ * The file taken gets the current time as its atime and mtime.
  */
 int mail_queue_reuse(const char *path);
 /* mail_queue_scan - call fn for every ID in queue (walks hash levels) */

@@ -253,6 +253,35 @@ int mail_queue_retire(const char *queue, const char *id)
     return ret;
 }
 
+/*
+ * recycle_unused - is the claimed file open nowhere else? A process that
+ * opened the message before qmgr retired it (a delivery agent qmgr gave up
+ * on, or one left running by a qmgr that restarted; mailq, kitecat) still
+ * reads through its descriptor: written over, the file would show it
+ * another message. Such a file is removed instead (the reader keeps its
+ * copy). A write lease is granted only when no other descriptor is open;
+ * it is released at once, and nobody can open the file by name now.
+ */
+static int recycle_unused(int fd, const char *path)
+{
+    static int warned;
+
+    if (fcntl(fd, F_SETLEASE, F_WRLCK) < 0) {
+        if (errno == EAGAIN)
+            msg_info("%s: a file from %s is still open elsewhere; removed, not reused", path, MAIL_QUEUE_RECYCLE);
+        else if (!warned++)
+            msg_warn("%s: cannot tell whether a file from %s is still open (lease: %m); such files are removed, "
+                     "not reused (set queue_recycle_limit = 0 on this file system)",
+                     path, MAIL_QUEUE_RECYCLE);
+        return -1;
+    }
+    if (fcntl(fd, F_SETLEASE, F_UNLCK) < 0) {
+        msg_warn("%s: release lease: %m", path);
+        return -1;
+    }
+    return 0;
+}
+
 /* mail_queue_reuse - claim a retired file as path; open fd or -1 */
 int mail_queue_reuse(const char *path)
 {
@@ -288,9 +317,17 @@ int mail_queue_reuse(const char *path)
         msg_warn("%s: unexpected file in %s; removed", path, MAIL_QUEUE_RECYCLE);
         (void) close(fd);
         fd = -1;
+    } else if (recycle_unused(fd, path) < 0) {
+        (void) close(fd);
+        fd = -1;
+    } else if (futimens(fd, NULL) < 0) {
+        /* Under its temporary name it must look new: kitesuper -s removes old .tmp files. */
+        msg_warn("%s: set the times of a file from %s: %m; removed", path, MAIL_QUEUE_RECYCLE);
+        (void) close(fd);
+        fd = -1;
     }
-    if (fd < 0)
-        (void) unlink(path);
+    if (fd < 0 && unlink(path) < 0 && (errno != EISDIR || rmdir(path) < 0) && errno != ENOENT)
+        msg_warn("%s: cannot remove what was claimed from %s: %m; remove it by hand", path, MAIL_QUEUE_RECYCLE);
     return fd;
 }
 
