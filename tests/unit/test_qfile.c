@@ -823,6 +823,8 @@ static void test_qfile_every_crash_point_leaves_absent_or_complete(void **state)
 /* ---- reuse of retired files ---- */
 
 #define OLD_MARKER "OLD-RETIRED-BYTES:"
+#define SHORT_CONTENT "Subject: s\r\n\r\nshort\r\n"
+#define SHORT_LEN (sizeof(SHORT_CONTENT) - 1)
 
 /* recycle_on - recycle/ with a limit of slots (all claims try every slot when limit <= 4) */
 static void recycle_on(long limit)
@@ -873,7 +875,7 @@ static void write_short(qfile_writer *w, vbuf *path)
     assert_int_equal(qfile_put_attr(w, "arrival", "1700000000.5"), 0);
     assert_int_equal(qfile_put_attr(w, "sender", "short@example.com"), 0);
     assert_int_equal(qfile_put_rcpt(w, "r@example.net", NULL, NULL, 0), 0);
-    assert_int_equal(qfile_put_content(w, "Subject: s\r\n\r\nshort\r\n", 23), 0);
+    assert_int_equal(qfile_put_content(w, SHORT_CONTENT, SHORT_LEN), 0);
     vbuf_init(path, 0);
     vbuf_printf(path, "incoming/%s", qfile_writer_id(w));
     assert_int_equal(qfile_finish(w, &err), 0);
@@ -921,15 +923,15 @@ static void test_qfile_create_reuse_overwrites_and_truncates_a_longer_retired_fi
         fail_msg("reused file refused: %s", err.data);
     assert_string_equal(qfile_attr(q, "sender"), "short@example.com");
     assert_int_equal(q->nrcpt, 1);
-    assert_int_equal(q->size, 23);
+    assert_int_equal(q->size, (long long) SHORT_LEN);
     vbuf_reset(&got);
     qfile_content_begin(q, &it);
     while ((n = qfile_content_next(&it, &data)) > 0)
         assert_int_equal(vbuf_append(&got, data, (size_t) n), 0);
     qfile_content_end(&it);
     assert_int_equal(n, 0);
-    assert_int_equal(got.len, 23);
-    assert_memory_equal(got.data, "Subject: s\r\n\r\nshort\r\n", 23);
+    assert_int_equal(got.len, SHORT_LEN);
+    assert_memory_equal(got.data, SHORT_CONTENT, SHORT_LEN);
     qfile_close(q);
     var_queue_recycle_limit = 0;
     vbuf_release(&err);
