@@ -374,9 +374,10 @@ def test_a_retired_file_still_open_elsewhere_is_not_written_over(kite):
     kite.wait_log(r"kite/cleanup\[\d+\]: incoming/\.tmp\.\S+: a file from recycle is still open elsewhere")
 
 
-def test_kitesuper_s_leaves_recycle_alone(kite):
-    """recycle/ is no queue: kitesuper -s neither reports nor removes nor reads what is there,
-    however old, and no operation accepts it as a queue."""
+def test_kitesuper_s_keeps_recycled_files_and_removes_only_unusable_entries(kite):
+    """recycle/ is no queue: kitesuper -s keeps the retired files in their slots however old
+    (never reading them as mail), removes only what no claim would take, and no operation
+    accepts recycle/ as a queue."""
     need_mail_path()
     kite.set(queue_recycle_limit=4)
     kite.start()
@@ -384,23 +385,36 @@ def test_kitesuper_s_leaves_recycle_alone(kite):
         send(kite, "kim@sandbox.test", message(b"ks-%d" % i, b"ks %d\r\n" % i))
         wait_removed(kite, queue_id_of(kite, "ks-%d" % i))
     wait_mail(kite, "kim", 3)
-    old = plant_old_file(kite, slot="3", age=30 * 86400)
-    before = recycle(kite)
-    assert len(before) >= 2 and before["3"][0] == old
+    rdir = Path(kite.queue_dir) / "recycle"
+    for p in rdir.iterdir():
+        p.unlink()
+    kept = {slot: plant_old_file(kite, slot=slot, age=30 * 86400) for slot in ("0", "3")}
+    for junk in ("4", "99", "07", "junk", ".tmp.x"):
+        plant_old_file(kite, slot=junk)
+    (rdir / "1").symlink_to(Path(kite.base) / "outside")
+    (rdir / "2").mkdir()
+    chown_to_instance(kite, rdir / "2")
     r = kite.run("kitesuper", "-s")
     assert r.returncode == 0, r.stderr
-    assert r.stderr == "", r.stderr
-    assert recycle(kite) == before
-    assert "recycle" not in "\n".join(l for l in kite.log_text().splitlines() if "kitesuper" in l)
+    assert "Removed 7 unusable entries from recycle" in r.stderr, r.stderr
+    assert {name: ino for name, (ino, _) in recycle(kite).items()} == kept
+    kite.wait_log(r"kite/kitesuper\[\d+\]: recycle/99: removed, no slot of queue_recycle_limit = 4")
     assert queue_files(kite, "corrupt") == []
+    # Nothing left to remove: quiet.
+    r = kite.run("kitesuper", "-s")
+    assert r.returncode == 0 and r.stderr == "", r.stderr
     for op in ("-d", "-r", "-H", "-h"):
         r = kite.run("kitesuper", op, "ALL", "recycle")
         assert r.returncode != 0 and 'unknown queue "recycle"' in r.stderr, (op, r.stderr)
-    assert recycle(kite) == before
-    # kite check (the layout repair) keeps it too.
+    # kite check (the layout repair) keeps them too.
     r = kite.kite("check")
     assert r.returncode == 0, r.stderr
-    assert recycle(kite) == before
+    assert {name: ino for name, (ino, _) in recycle(kite).items()} == kept
+    # Recycling turned off: every file there is unusable.
+    kite.set(queue_recycle_limit=0)
+    r = kite.run("kitesuper", "-s")
+    assert "Removed 2 unusable entries from recycle" in r.stderr, r.stderr
+    assert recycle(kite) == {}
     assert mailbox(kite, "old") == []
 
 
