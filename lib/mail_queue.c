@@ -9,8 +9,10 @@
  * freed inodes one by one). qmgr therefore moves a finished queue file into
  * recycle/ under one of queue_recycle_limit slot names, and cleanup claims
  * one by renaming it to its temporary name, then overwrites and truncates
- * it. A claim is one atomic rename, so no two processes get the same file.
- * Nothing in recycle/ is ever read as mail.
+ * it. A claim is one atomic rename, so no two processes get the same file;
+ * a claimed file that is not a plain file of ours with one link, or that a
+ * reader still has open, is removed instead. Nothing in recycle/ is ever
+ * read as mail.
  *
  * Trusts: queue IDs given by callers only after mail_queue_id_ok(); the
  * directory tree is examined with lstat/O_NOFOLLOW, so a link planted in
