@@ -222,8 +222,8 @@ static void test_mail_queue_setup_modes_and_repair(void **state)
         const char *dir;
         mode_t mode;
     } rows[] = {
-        {"maildrop", 01730}, {"incoming", 0700}, {"active", 0700}, {"deferred", 0700},
-        {"hold", 0700},      {"corrupt", 0700},  {"bounce", 0700}, {"defer", 0700},
+        {"maildrop", 01730}, {"incoming", 0700}, {"active", 0700},  {"deferred", 0700},
+        {"hold", 0700},      {"corrupt", 0700},  {"bounce", 0700},  {"defer", 0700},
         {"trace", 0700},     {"recycle", 0700},  {"private", 0700}, {"public", 0710},
     };
     struct stat st;
@@ -258,7 +258,6 @@ static void test_mail_queue_setup_modes_and_repair(void **state)
     assert_int_equal(st.st_mode & 07777, 01777); /* untouched */
     vbuf_release(&why);
 }
-
 
 /* ---- recycle/: retire and reuse ---- */
 

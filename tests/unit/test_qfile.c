@@ -819,7 +819,6 @@ static void test_qfile_every_crash_point_leaves_absent_or_complete(void **state)
     assert_true(aborted > 20);
 }
 
-
 /* ---- reuse of retired files ---- */
 
 #define OLD_MARKER "OLD-RETIRED-BYTES:"
@@ -1166,8 +1165,8 @@ static long crash_points(int reuse)
                 vbuf_init(&err, 0);
                 q = qfile_open(path, 0, &err);
                 if (q == NULL)
-                    fail_msg("crash point %ld (%s): incomplete %s in the queue: %s", n, reuse ? "reuse" : "fresh",
-                             path, err.data);
+                    fail_msg("crash point %ld (%s): incomplete %s in the queue: %s", n, reuse ? "reuse" : "fresh", path,
+                             err.data);
                 assert_int_equal(q->nrcpt, 3);
                 assert_int_equal(q->size, 5014);
                 qfile_close(q);
