@@ -225,7 +225,7 @@ static void cleanup_service(stream *client, const char *service, char **argv)
     (void) argv;
     vbuf_init(&err, 0);
     stream_set_timeout(client, var_ipc_timeout > 0 ? (int) var_ipc_timeout : 3600);
-    if ((w = qfile_create(MAIL_QUEUE_INCOMING, &err)) == NULL) {
+    if ((w = qfile_create_reuse(MAIL_QUEUE_INCOMING, &err)) == NULL) {
         msg_warn("cannot create a queue file: %s", err.data);
         vbuf_release(&err);
         return; /* the client sees no greeting and defers */

@@ -22,6 +22,7 @@
 #define MAIL_QUEUE_BOUNCE   "bounce"    /* per-recipient logs */
 #define MAIL_QUEUE_DEFER    "defer"
 #define MAIL_QUEUE_TRACE    "trace"
+#define MAIL_QUEUE_RECYCLE  "recycle"   /* finished files kept for reuse */
 
 /* mail_queue_id_ok - a plausible queue file name (no '/', no leading '.', bounded) */
 int mail_queue_id_ok(const char *id);
@@ -42,6 +43,21 @@ int mail_queue_move(const char *id, const char *from, const char *to);
  * qmgr recovers active/ and scans incoming/ and deferred/ when it starts).
  */
 int mail_queue_move_recoverable(const char *id, const char *from, const char *to);
+/*
+ * mail_queue_retire - a finished message leaves the queue: its file is
+ * moved into recycle/ under a free slot name (never replacing one), for
+ * cleanup to reuse, or removed when recycling is off (queue_recycle_limit
+ * = 0) or the slots tried are taken. 0, or -1 with errno (ENOENT: gone).
+ */
+int mail_queue_retire(const char *queue, const char *id);
+/*
+ * mail_queue_reuse - claim a file from recycle/ by renaming it to path
+ * (a new temporary name); returns it open read-write, or -1 when there is
+ * none to take. A claimed file that is not a plain file of ours with one
+ * link, or that another process still has open, is removed, never used.
+ * The file taken gets the current time as its atime and mtime.
+ */
+int mail_queue_reuse(const char *path);
 /* mail_queue_scan - call fn for every ID in queue (walks hash levels) */
 int mail_queue_scan(const char *queue, void (*fn)(const char *queue, const char *id, void *ctx), void *ctx);
 /*

@@ -65,6 +65,12 @@ typedef struct qfile_writer qfile_writer;
  */
 qfile_writer *qfile_create(const char *queue, vbuf *err);
 const char *qfile_writer_id(const qfile_writer *w);
+/*
+ * qfile_create_reuse - qfile_create that first tries to take a retired
+ * queue file from recycle/ (mail_queue_reuse; cleanup's way): it is written
+ * over and truncated to the new length, so only the new message remains.
+ */
+qfile_writer *qfile_create_reuse(const char *queue, vbuf *err);
 /* qfile_create_mode - qfile_create with an explicit file mode (kitedrop: 0644) */
 qfile_writer *qfile_create_mode(const char *queue, mode_t mode, vbuf *err);
 /* qfile_writer_set_queue - finish into another queue (e.g. "hold"; same file system) */

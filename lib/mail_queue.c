@@ -1,8 +1,18 @@
 /*
  * mail_queue - the queue directory (see mail_queue.h): hashed paths, moves
  * that are one rename followed by fsync of the directories (or, for moves
- * a rescan redoes, the rename alone), scanning, and creating/repairing the
- * layout with owners and modes.
+ * a rescan redoes, the rename alone), scanning, retiring finished files for
+ * reuse, and creating/repairing the layout with owners and modes.
+ *
+ * Reuse: a file system pays for every file created and removed (inode and
+ * block allocation, bitmaps; without a journal, ext4 also skips recently
+ * freed inodes one by one). qmgr therefore moves a finished queue file into
+ * recycle/ under one of queue_recycle_limit slot names, and cleanup claims
+ * one by renaming it to its temporary name, then overwrites and truncates
+ * it. A claim is one atomic rename, so no two processes get the same file;
+ * a claimed file that is not a plain file of ours with one link, or that a
+ * reader still has open, is removed instead. Nothing in recycle/ is ever
+ * read as mail.
  *
  * Trusts: queue IDs given by callers only after mail_queue_id_ok(); the
  * directory tree is examined with lstat/O_NOFOLLOW, so a link planted in
@@ -14,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -186,6 +197,142 @@ int mail_queue_move_recoverable(const char *id, const char *from, const char *to
     return queue_move(id, from, to, 0);
 }
 
+/* Slots tried per retirement or claim before giving up. */
+#define RECYCLE_TRIES 4
+
+/* recycle_slot - the path of slot n (modulo the limit) */
+static void recycle_slot(vbuf *out, unsigned long n)
+{
+    vbuf_reset(out);
+    vbuf_printf(out, "%s/%lu", MAIL_QUEUE_RECYCLE, n % (unsigned long) var_queue_recycle_limit);
+}
+
+/* recycle_start - where this process begins to look: spread over the slots */
+static unsigned long recycle_start(void)
+{
+    unsigned long r = 0;
+
+    if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t) sizeof(r))
+        r = (unsigned long) getpid();
+    return r;
+}
+
+/* mail_queue_retire - move a finished file into a free slot, or remove it */
+int mail_queue_retire(const char *queue, const char *id)
+{
+    static unsigned long next;
+    static int started;
+    vbuf src, slot;
+    int ret = -1;
+    int saved;
+
+    if (!mail_queue_id_ok(id)) {
+        errno = EINVAL;
+        return -1;
+    }
+    vbuf_init(&src, 0);
+    vbuf_init(&slot, 0);
+    mail_queue_path(&src, queue, id);
+    if (var_queue_recycle_limit > 0) {
+        if (!started) {
+            next = recycle_start();
+            started = 1;
+        }
+        for (int i = 0; i < RECYCLE_TRIES && ret < 0; i++) {
+            recycle_slot(&slot, next++);
+            if (renameat2(AT_FDCWD, vbuf_str(&src), AT_FDCWD, vbuf_str(&slot), RENAME_NOREPLACE) == 0)
+                ret = 0;
+            else if (errno != EEXIST)
+                break; /* the file is gone, or recycle/ is missing: nothing to gain by retrying */
+        }
+    }
+    if (ret < 0)
+        ret = unlink(vbuf_str(&src));
+    saved = errno;
+    vbuf_release(&src);
+    vbuf_release(&slot);
+    errno = saved;
+    return ret;
+}
+
+/*
+ * recycle_unused - is the claimed file open nowhere else? A process that
+ * opened the message before qmgr retired it (a delivery agent qmgr gave up
+ * on, or one left running by a qmgr that restarted; mailq, kitecat) still
+ * reads through its descriptor: written over, the file would show it
+ * another message. Such a file is removed instead (the reader keeps its
+ * copy). A write lease is granted only when no other descriptor is open;
+ * it is released at once, and nobody can open the file by name now.
+ */
+static int recycle_unused(int fd, const char *path)
+{
+    static int warned;
+
+    if (fcntl(fd, F_SETLEASE, F_WRLCK) < 0) {
+        if (errno == EAGAIN)
+            msg_info("%s: a file from %s is still open elsewhere; removed, not reused", path, MAIL_QUEUE_RECYCLE);
+        else if (!warned++)
+            msg_warn("%s: cannot tell whether a file from %s is still open (lease: %m); such files are removed, "
+                     "not reused (set queue_recycle_limit = 0 on this file system)",
+                     path, MAIL_QUEUE_RECYCLE);
+        return -1;
+    }
+    if (fcntl(fd, F_SETLEASE, F_UNLCK) < 0) {
+        msg_warn("%s: release lease: %m", path);
+        return -1;
+    }
+    return 0;
+}
+
+/* mail_queue_reuse - claim a retired file as path; open fd or -1 */
+int mail_queue_reuse(const char *path)
+{
+    static unsigned long next;
+    static int started;
+    struct stat st;
+    vbuf slot;
+    int claimed = 0;
+    int fd;
+
+    if (var_queue_recycle_limit <= 0)
+        return -1;
+    if (!started) {
+        next = recycle_start();
+        started = 1;
+    }
+    vbuf_init(&slot, 0);
+    for (int i = 0; i < RECYCLE_TRIES && !claimed; i++) {
+        recycle_slot(&slot, next++);
+        if (renameat2(AT_FDCWD, vbuf_str(&slot), AT_FDCWD, path, RENAME_NOREPLACE) == 0)
+            claimed = 1;
+        else if (errno != ENOENT)
+            break; /* not just an empty slot (no recycle/, no rights): stop looking */
+    }
+    vbuf_release(&slot);
+    if (!claimed)
+        return -1;
+    /* Ours now, whatever it is: use it only if it is what qmgr put there. */
+    fd = open(path, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        msg_warn("%s: cannot reuse a file from %s: %m; removed", path, MAIL_QUEUE_RECYCLE);
+    } else if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 || st.st_uid != geteuid()) {
+        msg_warn("%s: unexpected file in %s; removed", path, MAIL_QUEUE_RECYCLE);
+        (void) close(fd);
+        fd = -1;
+    } else if (recycle_unused(fd, path) < 0) {
+        (void) close(fd);
+        fd = -1;
+    } else if (futimens(fd, NULL) < 0) {
+        /* Under its temporary name it must look new: kitesuper -s removes old .tmp files. */
+        msg_warn("%s: set the times of a file from %s: %m; removed", path, MAIL_QUEUE_RECYCLE);
+        (void) close(fd);
+        fd = -1;
+    }
+    if (fd < 0 && unlink(path) < 0 && (errno != EISDIR || rmdir(path) < 0) && errno != ENOENT)
+        msg_warn("%s: cannot remove what was claimed from %s: %m; remove it by hand", path, MAIL_QUEUE_RECYCLE);
+    return fd;
+}
+
 /* scan_dir - collect IDs under dir, descending `levels` hash levels */
 static int scan_dir(const char *dir, int levels, char ***ids, size_t *count)
 {
@@ -256,6 +403,7 @@ static const struct queue_dir_spec {
     {MAIL_QUEUE_BOUNCE, 0700, 0},
     {MAIL_QUEUE_DEFER, 0700, 0},
     {MAIL_QUEUE_TRACE, 0700, 0},
+    {MAIL_QUEUE_RECYCLE, 0700, 0},
     {"private", 0700, 0},
     {"public", 0710, 1},
 };

@@ -7,7 +7,9 @@
  * the file's inode, writes records through a buffer, and on qfile_finish
  * fills the size slot, writes the end marker, fsyncs, renames the file to
  * its ID without replacing anything, and fsyncs the directory. Only then is
- * the message in the queue.
+ * the message in the queue. qfile_create_reuse takes a retired file from
+ * recycle/ instead of creating one (mail_queue_reuse), writes over it from
+ * the start and truncates it to the new length before the fsync.
  *
  * The reader trusts nothing in the file: every record type, length, order,
  * the version, the slots, the status bytes and the end marker are checked;
@@ -15,7 +17,7 @@
  *
  * Fault injection: with KITE_FAULT_WRITES=N in the environment (ignored in
  * set-id programs) the writer aborts before its (N+1)th write operation
- * (write, pwrite, fsync, rename), and writes every record piece with its own
+ * (write, pwrite, ftruncate, fsync, rename), and writes every record piece with its own
  * write call, so a test can stop it at every point of a file's creation.
  * With KITE_FAULT_MARKS=[PROG:]N (read when a file is opened for marking;
  * with PROG only in that program, the last part of the log tag) a process
@@ -128,6 +130,7 @@ struct qfile_writer {
     vbuf chunk; /* pending content */
     int saved_errno;
     const char *failed_op;
+    int reused; /* a retired file: old bytes may follow ours until the truncate */
 };
 
 /* qw_full_write - write all of data at the current position */
@@ -229,8 +232,8 @@ static int qw_emit_slot(qfile_writer *w, int type, long long value, off_t *where
     return qw_emit(w, type, digits, QFILE_SLOT_DIGITS);
 }
 
-/* qfile_create_mode - qfile_create with a chosen file mode (maildrop: 0644) */
-qfile_writer *qfile_create_mode(const char *queue, mode_t mode, vbuf *err)
+/* qw_create - a new writer in queue; reuse: take a retired file if there is one */
+static qfile_writer *qw_create(const char *queue, mode_t mode, int reuse, vbuf *err)
 {
     static unsigned long seq;
     qfile_writer *w;
@@ -238,6 +241,7 @@ qfile_writer *qfile_create_mode(const char *queue, mode_t mode, vbuf *err)
     struct stat st;
     vbuf path;
     int fd = -1;
+    int reused = 0;
 
     qfile_fault_load();
     vbuf_init(&path, 0);
@@ -250,6 +254,10 @@ qfile_writer *qfile_create_mode(const char *queue, mode_t mode, vbuf *err)
         vbuf_reset(&path);
         /* Not a valid queue ID (lowercase, dots): scans never pick it up. */
         vbuf_printf(&path, "%s/.tmp.%ld.%ld.%lu", queue, (long) getpid(), (long) tv.tv_usec, seq++);
+        if (reuse && attempt == 0 && (fd = mail_queue_reuse(path.data)) >= 0) {
+            reused = 1;
+            break;
+        }
         fd = open(path.data, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
         if (fd < 0 && errno != EEXIST) {
             vbuf_printf(err, "create %s: %s", path.data, strerror(errno));
@@ -279,6 +287,7 @@ qfile_writer *qfile_create_mode(const char *queue, mode_t mode, vbuf *err)
     }
     w = xcalloc(1, sizeof(*w));
     w->fd = fd;
+    w->reused = reused;
     queue_id_make(w->id, tv.tv_sec, (long) tv.tv_usec, st.st_ino);
     w->queue = xstrdup(queue);
     w->tmp_path = vbuf_steal(&path);
@@ -293,6 +302,18 @@ qfile_writer *qfile_create_mode(const char *queue, mode_t mode, vbuf *err)
         return NULL;
     }
     return w;
+}
+
+/* qfile_create_mode - qfile_create with a chosen file mode (maildrop: 0644) */
+qfile_writer *qfile_create_mode(const char *queue, mode_t mode, vbuf *err)
+{
+    return qw_create(queue, mode, 0, err);
+}
+
+/* qfile_create_reuse - qfile_create, reusing a retired file when there is one */
+qfile_writer *qfile_create_reuse(const char *queue, vbuf *err)
+{
+    return qw_create(queue, 0600, 1, err);
 }
 
 /* qfile_create - start a new queue file (mode 0600) in queue */
@@ -531,6 +552,12 @@ int qfile_finish(qfile_writer *w, vbuf *err)
         snprintf(digits, sizeof(digits), "%020lld", w->warn_time);
         if (qw_full_pwrite(w->fd, digits, QFILE_SLOT_DIGITS, w->warn_slot) < 0)
             (void) qw_fail(w, "pwrite");
+    }
+    if (w->state != QW_FAILED && w->reused) {
+        /* The old file's bytes past our end go; nothing of it is left to read. */
+        qfile_fault_point();
+        if (ftruncate(w->fd, w->off) < 0)
+            (void) qw_fail(w, "ftruncate");
     }
     if (w->state != QW_FAILED && qw_fsync(w->fd) < 0)
         (void) qw_fail(w, "fsync");

@@ -201,12 +201,13 @@ static void handle_signals(void)
 {
     unsigned char buf[64];
     ssize_t n;
+    int children = 0;
 
     while ((n = read(sig_pipe[0], buf, sizeof(buf))) > 0) {
         for (ssize_t i = 0; i < n; i++) {
             switch (buf[i]) {
             case SIGCHLD:
-                master_reap();
+                children = 1; /* one reap collects them all */
                 break;
             case SIGHUP:
                 if (!master_stopping)
@@ -227,6 +228,8 @@ static void handle_signals(void)
             }
         }
     }
+    if (children)
+        master_reap();
 }
 
 /* main_loop - wait for signals, status reports, clients and timers */
@@ -241,7 +244,7 @@ void master_main_loop(void)
         time_t now = master_now(), next = 0;
         int timeout;
 
-        master_reap();
+        /* Children are reaped on SIGCHLD (handle_signals), not on every pass. */
         if (master_stopping) {
             if (master_procs == NULL)
                 break;

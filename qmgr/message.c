@@ -333,7 +333,8 @@ void qmgr_message_check_done(qmgr_message *m)
     if (all_done && notices_ok) {
         vbuf_init(&path, 0);
         mail_queue_path(&path, MAIL_QUEUE_ACTIVE, m->id);
-        if (unlink(vbuf_str(&path)) < 0 && errno != ENOENT) {
+        /* Removed from the queue; the file itself may live on in recycle/. */
+        if (mail_queue_retire(MAIL_QUEUE_ACTIVE, m->id) < 0 && errno != ENOENT) {
             msg_warn("%s: remove %s: %m", m->id, vbuf_str(&path));
         } else {
             (void) bounce_log_remove(MAIL_QUEUE_DEFER, m->id);

@@ -10,7 +10,11 @@
  *       and checks apply again (from hold incoming active deferred)
  *   -s  structure check and repair: stale temporary files removed,
  *       misplaced files moved to their hashed place, damaged files moved
- *       to corrupt/, status logs without a message removed
+ *       to corrupt/, status logs without a message removed, and entries
+ *       of recycle/ that no claim would take removed (names that are no
+ *       slot below queue_recycle_limit, anything but a plain file); the
+ *       retired files in their slots are kept, however old: nothing in
+ *       recycle/ is mail, and recycle/ is no queue for the operations
  *   "-" as ID reads IDs from stdin, one per line; queue arguments limit
  *   the queues. Options may be repeated. Log lines as postsuper's:
  *   "ID: removed", "ID: placed on hold", "ID: released from hold",
@@ -302,7 +306,7 @@ static void ks_run(const ks_request *r)
 
 /* ---- structure check ---- */
 
-static long ks_fixed_temp, ks_fixed_place, ks_fixed_corrupt, ks_fixed_logs;
+static long ks_fixed_temp, ks_fixed_place, ks_fixed_corrupt, ks_fixed_logs, ks_fixed_recycle;
 
 /* ks_message_exists - is there a message file for ID in any queue */
 static int ks_message_exists(const char *id)
@@ -415,13 +419,62 @@ static void ks_check_dir(const char *queue, const char *dir, int is_log)
     vbuf_release(&want);
 }
 
-/* ks_structure - check and repair every queue */
+/*
+ * ks_check_recycle - remove what no claim takes from recycle/: names that
+ * are no slot number below queue_recycle_limit (left when the limit was
+ * lowered or recycling turned off) and anything but a plain file. Only
+ * names in recycle/ are removed, which never holds mail, so a qmgr or
+ * cleanup working there at the same time loses nothing.
+ */
+static void ks_check_recycle(void)
+{
+    DIR *d = opendir(MAIL_QUEUE_RECYCLE);
+    struct dirent *de;
+    vbuf path;
+
+    if (d == NULL) {
+        if (errno != ENOENT)
+            msg_warn("open %s: %m", MAIL_QUEUE_RECYCLE);
+        return;
+    }
+    vbuf_init(&path, 0);
+    while ((de = readdir(d)) != NULL) {
+        const char *name = de->d_name;
+        struct stat st;
+        char canon[32];
+        long slot;
+        int gone;
+
+        if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+            continue;
+        vbuf_reset(&path);
+        vbuf_printf(&path, "%s/%s", MAIL_QUEUE_RECYCLE, name);
+        if (lstat(path.data, &st) < 0)
+            continue; /* claimed meanwhile */
+        /* A slot name as mail_queue_retire makes it: the number in decimal, nothing else. */
+        if (S_ISREG(st.st_mode) && str_to_long(name, &slot) == 0 && slot >= 0 && slot < var_queue_recycle_limit &&
+            snprintf(canon, sizeof(canon), "%ld", slot) > 0 && strcmp(canon, name) == 0)
+            continue; /* a slot cleanup may take */
+        gone = S_ISDIR(st.st_mode) ? rmdir(path.data) : unlink(path.data);
+        if (gone == 0) {
+            msg_info("%s: removed, no slot of queue_recycle_limit = %ld", path.data, var_queue_recycle_limit);
+            ks_fixed_recycle++;
+        } else if (errno != ENOENT) {
+            msg_warn("remove %s: %m", path.data);
+        }
+    }
+    closedir(d);
+    vbuf_release(&path);
+}
+
+/* ks_structure - check and repair every queue, and recycle/ */
 static void ks_structure(void)
 {
     for (int i = 0; ks_msg_queues[i]; i++)
         ks_check_dir(ks_msg_queues[i], ks_msg_queues[i], 0);
     for (int i = 0; ks_log_queues[i]; i++)
         ks_check_dir(ks_log_queues[i], ks_log_queues[i], 1);
+    ks_check_recycle();
 }
 
 /* ks_summary - postsuper's "Deleted: 2 messages" */
@@ -558,6 +611,9 @@ int main(int argc, char **argv)
         if (ks_fixed_logs)
             fprintf(stderr, "kitesuper: Removed %ld orphaned status log%s\n", ks_fixed_logs,
                     ks_fixed_logs == 1 ? "" : "s");
+        if (ks_fixed_recycle)
+            fprintf(stderr, "kitesuper: Removed %ld unusable entr%s from %s\n", ks_fixed_recycle,
+                    ks_fixed_recycle == 1 ? "y" : "ies", MAIL_QUEUE_RECYCLE);
     }
     ks_summary("Deleted", ks_count[KS_DELETE]);
     ks_summary("Placed on hold", ks_count[KS_HOLD]);

@@ -1,7 +1,9 @@
 /*
  * Unit tests for qfile: writer/reader round trips, status slots, every
- * truncation, table-driven corruptions, writer refusals, and the
- * fault-injection crash points (each on-disk state absent or complete).
+ * truncation, table-driven corruptions, writer refusals, the
+ * fault-injection crash points (each on-disk state absent or complete),
+ * and writers that reuse a retired file from recycle/ (old bytes gone,
+ * hostile slot entries refused, the same crash points).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -703,8 +705,8 @@ static void test_qfile_random_byte_flips_never_crash(void **state)
 
 /* ---- crash points ---- */
 
-/* write_in_child - write a message with KITE_FAULT_WRITES=n; 1 if it aborted */
-static int write_in_child(long n)
+/* write_in_child_as - write a message with KITE_FAULT_WRITES=n (reuse: qfile_create_reuse); 1 if it aborted */
+static int write_in_child_as(long n, int reuse)
 {
     pid_t pid = fork();
     int status;
@@ -720,7 +722,7 @@ static int write_in_child(long n)
         setenv("KITE_FAULT_WRITES", num, 1);
         memset(big, 'z', sizeof(big));
         vbuf_init(&err, 0);
-        w = qfile_create("incoming", &err);
+        w = reuse ? qfile_create_reuse("incoming", &err) : qfile_create("incoming", &err);
         if (w == NULL)
             _exit(2);
         qfile_put_attr(w, "sender", "a@b");
@@ -741,6 +743,12 @@ static int write_in_child(long n)
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
     return 0;
+}
+
+/* write_in_child - write_in_child_as for a fresh file */
+static int write_in_child(long n)
+{
+    return write_in_child_as(n, 0);
 }
 
 static void test_qfile_every_crash_point_leaves_absent_or_complete(void **state)
@@ -811,6 +819,388 @@ static void test_qfile_every_crash_point_leaves_absent_or_complete(void **state)
     assert_true(aborted > 20);
 }
 
+/* ---- reuse of retired files ---- */
+
+#define OLD_MARKER "OLD-RETIRED-BYTES:"
+#define SHORT_CONTENT "Subject: s\r\n\r\nshort\r\n"
+#define SHORT_LEN (sizeof(SHORT_CONTENT) - 1)
+
+/* recycle_on - recycle/ with a limit of slots (all claims try every slot when limit <= 4) */
+static void recycle_on(long limit)
+{
+    struct stat st;
+
+    if (lstat("recycle", &st) < 0)
+        assert_int_equal(mkdir("recycle", 0700), 0);
+    var_queue_recycle_limit = limit;
+}
+
+/* plant_marker_file - a long file full of the marker at path; returns its inode */
+static ino_t plant_marker_file(const char *path, size_t len)
+{
+    vbuf b;
+    struct stat st;
+
+    vbuf_init(&b, 0);
+    while (b.len < len)
+        assert_int_equal(vbuf_append(&b, OLD_MARKER, strlen(OLD_MARKER)), 0);
+    write_file(path, b.data, b.len);
+    vbuf_release(&b);
+    assert_int_equal(lstat(path, &st), 0);
+    return st.st_ino;
+}
+
+/* has_marker - does the file hold any piece of the old bytes */
+static int has_marker(const char *path)
+{
+    vbuf data;
+    int found;
+
+    vbuf_init(&data, 0);
+    read_file(path, &data);
+    found = memmem(data.data, data.len, OLD_MARKER, strlen(OLD_MARKER)) != NULL ||
+            memmem(data.data, data.len, "RETIRED", 7) != NULL;
+    vbuf_release(&data);
+    return found;
+}
+
+/* write_short - a small message through the given writer; its final path */
+static void write_short(qfile_writer *w, vbuf *path)
+{
+    vbuf err;
+
+    vbuf_init(&err, 0);
+    assert_non_null(w);
+    assert_int_equal(qfile_put_attr(w, "arrival", "1700000000.5"), 0);
+    assert_int_equal(qfile_put_attr(w, "sender", "short@example.com"), 0);
+    assert_int_equal(qfile_put_rcpt(w, "r@example.net", NULL, NULL, 0), 0);
+    assert_int_equal(qfile_put_content(w, SHORT_CONTENT, SHORT_LEN), 0);
+    vbuf_init(path, 0);
+    vbuf_printf(path, "incoming/%s", qfile_writer_id(w));
+    assert_int_equal(qfile_finish(w, &err), 0);
+    vbuf_release(&err);
+}
+
+static void test_qfile_create_reuse_overwrites_and_truncates_a_longer_retired_file(void **state)
+{
+    vbuf err, path, fresh_path, got, want;
+    qfile_content it;
+    const char *data;
+    struct stat st, fresh_st;
+    ino_t old_ino;
+    ssize_t n;
+    qfile *q;
+
+    (void) state;
+    recycle_on(1);
+    old_ino = plant_marker_file("recycle/0", 200 * 1024);
+    vbuf_init(&err, 0);
+    write_short(qfile_create_reuse("incoming", &err), &path);
+    /* The retired file itself, under the new ID. */
+    assert_int_equal(lstat(path.data, &st), 0);
+    assert_true(st.st_ino == old_ino);
+    assert_int_equal(st.st_mode & 07777, 0600);
+    assert_int_equal(count_entries("recycle"), 0);
+    assert_int_equal(count_entries("incoming"), 1);
+    /* Exactly the bytes a fresh file of the same message has: nothing old follows. */
+    write_short(qfile_create("incoming", &err), &fresh_path);
+    assert_int_equal(lstat(fresh_path.data, &fresh_st), 0);
+    assert_true(fresh_st.st_ino != old_ino);
+    assert_int_equal(count_entries("incoming"), 2);
+    vbuf_init(&got, 0);
+    vbuf_init(&want, 0);
+    read_file(path.data, &got);
+    read_file(fresh_path.data, &want);
+    assert_int_equal(st.st_size, (off_t) got.len);
+    assert_int_equal(st.st_size, fresh_st.st_size);
+    assert_false(has_marker(path.data));
+    assert_int_equal(got.len, want.len);
+    assert_memory_equal(got.data, want.data, want.len);
+    /* The strict reader takes it, content and all. */
+    q = qfile_open(path.data, 0, &err);
+    if (q == NULL)
+        fail_msg("reused file refused: %s", err.data);
+    assert_string_equal(qfile_attr(q, "sender"), "short@example.com");
+    assert_int_equal(q->nrcpt, 1);
+    assert_int_equal(q->size, (long long) SHORT_LEN);
+    vbuf_reset(&got);
+    qfile_content_begin(q, &it);
+    while ((n = qfile_content_next(&it, &data)) > 0)
+        assert_int_equal(vbuf_append(&got, data, (size_t) n), 0);
+    qfile_content_end(&it);
+    assert_int_equal(n, 0);
+    assert_int_equal(got.len, SHORT_LEN);
+    assert_memory_equal(got.data, SHORT_CONTENT, SHORT_LEN);
+    qfile_close(q);
+    var_queue_recycle_limit = 0;
+    vbuf_release(&err);
+    vbuf_release(&path);
+    vbuf_release(&fresh_path);
+    vbuf_release(&got);
+    vbuf_release(&want);
+}
+
+static void test_qfile_create_reuse_takes_what_qmgr_retired(void **state)
+{
+    vbuf path, err, active;
+    struct stat st;
+    qfile *q;
+
+    (void) state;
+    recycle_on(4);
+    assert_int_equal(mkdir("active", 0700), 0);
+    /* A finished message, retired the way qmgr does it. */
+    make_message(&path, "Subject: long\r\n\r\n" OLD_MARKER OLD_MARKER OLD_MARKER "\r\n", 17 + 3 * 18 + 2);
+    assert_int_equal(lstat(path.data, &st), 0);
+    assert_int_equal(mail_queue_move(path.data + strlen("incoming/"), "incoming", "active"), 0);
+    assert_int_equal(mail_queue_retire("active", path.data + strlen("incoming/")), 0);
+    assert_int_equal(count_entries("active"), 0);
+    assert_int_equal(count_entries("recycle"), 1);
+    vbuf_release(&path);
+    vbuf_init(&err, 0);
+    write_short(qfile_create_reuse("incoming", &err), &active);
+    {
+        struct stat now;
+
+        assert_int_equal(lstat(active.data, &now), 0);
+        assert_true(now.st_ino == st.st_ino);
+        assert_true(now.st_size < st.st_size);
+    }
+    assert_false(has_marker(active.data));
+    q = qfile_open(active.data, 0, &err);
+    assert_non_null(q);
+    assert_int_equal(q->nrcpt, 1); /* none of the old message's three */
+    assert_string_equal(q->rcpts[0].address, "r@example.net");
+    qfile_close(q);
+    /* Nothing left to reuse: the next writer makes a new file. */
+    vbuf_release(&active);
+    write_short(qfile_create_reuse("incoming", &err), &active);
+    assert_int_equal(lstat(active.data, &st), 0);
+    assert_int_equal(count_entries("incoming"), 2);
+    var_queue_recycle_limit = 0;
+    vbuf_release(&err);
+    vbuf_release(&active);
+}
+
+static void test_qfile_create_reuse_resets_the_mode(void **state)
+{
+    vbuf path, err;
+    struct stat st;
+
+    (void) state;
+    recycle_on(1);
+    (void) plant_marker_file("recycle/0", 100);
+    assert_int_equal(chmod("recycle/0", 0644), 0);
+    vbuf_init(&err, 0);
+    write_short(qfile_create_reuse("incoming", &err), &path);
+    assert_int_equal(lstat(path.data, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0600);
+    var_queue_recycle_limit = 0;
+    vbuf_release(&err);
+    vbuf_release(&path);
+}
+
+typedef enum { HOSTILE_SYMLINK, HOSTILE_HARDLINK, HOSTILE_DIR, HOSTILE_FIFO } hostile_kind;
+
+static void test_qfile_create_reuse_refuses_hostile_slots_and_writes_a_fresh_file(void **state)
+{
+    static const struct {
+        const char *name;
+        hostile_kind kind;
+    } rows[] = {
+        {"symlink to a file outside the queue", HOSTILE_SYMLINK},
+        {"hard link to a file outside the queue", HOSTILE_HARDLINK},
+        {"directory", HOSTILE_DIR},
+        {"fifo", HOSTILE_FIFO},
+    };
+    char outside[512];
+    vbuf err, path, before, after;
+
+    (void) state;
+    recycle_on(1);
+    snprintf(outside, sizeof(outside), "%s/outside", test_dir);
+    vbuf_init(&err, 0);
+    vbuf_init(&before, 0);
+    vbuf_init(&after, 0);
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        struct stat st, out_st;
+        qfile *q;
+
+        remove_tree("incoming");
+        assert_int_equal(mkdir("incoming", 0700), 0);
+        (void) plant_marker_file(outside, 4096);
+        read_file(outside, &before);
+        assert_int_equal(lstat(outside, &out_st), 0);
+        switch (rows[i].kind) {
+        case HOSTILE_SYMLINK:
+            assert_int_equal(symlink(outside, "recycle/0"), 0);
+            break;
+        case HOSTILE_HARDLINK:
+            assert_int_equal(link(outside, "recycle/0"), 0);
+            break;
+        case HOSTILE_DIR:
+            assert_int_equal(mkdir("recycle/0", 0700), 0);
+            break;
+        case HOSTILE_FIFO:
+            assert_int_equal(mkfifo("recycle/0", 0600), 0);
+            break;
+        }
+        write_short(qfile_create_reuse("incoming", &err), &path);
+        /* A fresh file, complete; the entry is gone and nothing else is in incoming/. */
+        assert_int_equal(lstat(path.data, &st), 0);
+        assert_true(S_ISREG(st.st_mode));
+        if (st.st_ino == out_st.st_ino)
+            fail_msg("%s: the outside file was used", rows[i].name);
+        q = qfile_open(path.data, 0, &err);
+        if (q == NULL)
+            fail_msg("%s: %s", rows[i].name, err.data);
+        qfile_close(q);
+        if (count_entries("recycle") != 0)
+            fail_msg("%s: still in recycle/", rows[i].name);
+        if (count_entries("incoming") != 1)
+            fail_msg("%s: %d entries in incoming/", rows[i].name, count_entries("incoming"));
+        /* Not written through: the outside file is as it was, with one name again. */
+        assert_int_equal(lstat(outside, &st), 0);
+        assert_true(S_ISREG(st.st_mode));
+        assert_int_equal(st.st_nlink, 1);
+        read_file(outside, &after);
+        assert_int_equal(after.len, before.len);
+        assert_memory_equal(after.data, before.data, before.len);
+        assert_int_equal(unlink(outside), 0);
+        vbuf_release(&path);
+    }
+    var_queue_recycle_limit = 0;
+    vbuf_release(&err);
+    vbuf_release(&before);
+    vbuf_release(&after);
+}
+
+/* plant_retired_message - a complete, valid, longer queue file in recycle/0; its inode */
+static ino_t plant_retired_message(void)
+{
+    vbuf path;
+    struct stat st;
+    vbuf big;
+
+    vbuf_init(&big, 0);
+    while (big.len < 20000)
+        assert_int_equal(vbuf_append(&big, OLD_MARKER "\r\n", strlen(OLD_MARKER) + 2), 0);
+    make_message(&path, big.data, big.len);
+    assert_int_equal(rename(path.data, "recycle/0"), 0);
+    assert_int_equal(lstat("recycle/0", &st), 0);
+    vbuf_release(&path);
+    vbuf_release(&big);
+    return st.st_ino;
+}
+
+/* crash_points - run the writer at every fault point; count of aborted runs */
+static long crash_points(int reuse)
+{
+    long aborted = 0, n;
+
+    for (n = 0; n < 200; n++) {
+        DIR *d;
+        struct dirent *e;
+        ino_t planted = 0;
+        int complete = 0, partial = 0;
+
+        remove_tree("incoming");
+        assert_int_equal(mkdir("incoming", 0700), 0);
+        if (reuse) {
+            remove_tree("recycle");
+            recycle_on(1);
+            planted = plant_retired_message();
+            remove_tree("incoming");
+            assert_int_equal(mkdir("incoming", 0700), 0);
+        }
+        if (!write_in_child_as(n, reuse)) {
+            vbuf err;
+            qfile *q;
+            char path[512];
+            struct stat st;
+
+            d = opendir("incoming");
+            while ((e = readdir(d)) != NULL)
+                if (queue_id_valid(e->d_name))
+                    snprintf(path, sizeof(path), "incoming/%s", e->d_name), complete++;
+            closedir(d);
+            assert_int_equal(complete, 1);
+            assert_int_equal(count_entries("incoming"), 1);
+            vbuf_init(&err, 0);
+            q = qfile_open(path, 0, &err);
+            if (q == NULL)
+                fail_msg("finished file refused: %s", err.data);
+            assert_int_equal(q->nrcpt, 3);
+            assert_int_equal(q->size, 5014);
+            assert_int_equal(q->warn_time, 99);
+            qfile_close(q);
+            vbuf_release(&err);
+            if (reuse) {
+                assert_int_equal(lstat(path, &st), 0);
+                assert_true(st.st_ino == planted);
+                assert_false(has_marker(path));
+            }
+            return aborted;
+        }
+        aborted++;
+        d = opendir("incoming");
+        assert_non_null(d);
+        while ((e = readdir(d)) != NULL) {
+            char path[512];
+            struct stat st;
+
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            snprintf(path, sizeof(path), "incoming/%s", e->d_name);
+            if (queue_id_valid(e->d_name) || mail_queue_id_ok(e->d_name)) {
+                /*
+                 * Under an ID only after the rename (the crash came at the
+                 * directory sync): then complete, the new message alone.
+                 * The old message's bytes, or ours before the truncate,
+                 * never are.
+                 */
+                vbuf err;
+                qfile *q;
+
+                vbuf_init(&err, 0);
+                q = qfile_open(path, 0, &err);
+                if (q == NULL)
+                    fail_msg("crash point %ld (%s): incomplete %s in the queue: %s", n, reuse ? "reuse" : "fresh", path,
+                             err.data);
+                assert_int_equal(q->nrcpt, 3);
+                assert_int_equal(q->size, 5014);
+                qfile_close(q);
+                vbuf_release(&err);
+                assert_false(has_marker(path));
+                complete++;
+            } else {
+                partial++; /* a temporary name: not in the queue */
+            }
+            if (reuse) {
+                assert_int_equal(lstat(path, &st), 0);
+                assert_true(st.st_ino == planted); /* the retired file was the one written */
+            }
+        }
+        closedir(d);
+        assert_true(complete + partial <= 1);
+    }
+    fail_msg("the writer never finished");
+    return -1;
+}
+
+static void test_qfile_reuse_every_crash_point_leaves_no_file_under_an_id(void **state)
+{
+    long fresh, reused;
+
+    (void) state;
+    fresh = crash_points(0);
+    reused = crash_points(1);
+    var_queue_recycle_limit = 0;
+    assert_true(fresh > 20);
+    /* The same write steps, and one more: the truncate of the old bytes. */
+    assert_int_equal(reused, fresh + 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -834,6 +1224,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_qfile_open_refuses_symlink_and_directory, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_qfile_random_byte_flips_never_crash, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_qfile_every_crash_point_leaves_absent_or_complete, setup_dir,
+                                        teardown_dir),
+        cmocka_unit_test_setup_teardown(test_qfile_create_reuse_overwrites_and_truncates_a_longer_retired_file,
+                                        setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_qfile_create_reuse_takes_what_qmgr_retired, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_qfile_create_reuse_resets_the_mode, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_qfile_create_reuse_refuses_hostile_slots_and_writes_a_fresh_file,
+                                        setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_qfile_reuse_every_crash_point_leaves_no_file_under_an_id, setup_dir,
                                         teardown_dir),
     };
 
