@@ -72,9 +72,13 @@ void trigger_server_main(int argc, char **argv, trigger_service_fn fn, const mai
 const char *mail_server_service(void);
 const char *mail_server_type(void);
 
-/* mail_server_connect - connect to a local service ("private/cleanup"); fd or -1 */
+/*
+ * mail_server_connect - connect to a local service ("private/cleanup");
+ * a non-blocking fd (for stream_open), or -1. A full listen queue is tried
+ * again every 20 ms for up to timeout seconds (0: once).
+ */
 int mail_server_connect(const char *path, int timeout);
-/* mail_trigger - send {request = request} to a public service, no reply */
+/* mail_trigger - send {request = request} to a public service, no reply; one attempt, never waits */
 int mail_trigger(const char *path, const char *request);
 
 /*

@@ -93,10 +93,14 @@ static void ms_report(int status)
     mail_server_status rec;
     ssize_t n;
 
+    static int pid;
+
     if (ms_standalone || status == ms_status)
         return;
+    if (pid == 0)
+        pid = (int) getpid(); /* only this process reports: its children exec or exit */
     memset(&rec, 0, sizeof(rec));
-    rec.pid = (int) getpid();
+    rec.pid = pid;
     rec.status = status;
     do
         n = write(MAIL_SERVER_STATUS_FD, &rec, sizeof(rec));
@@ -740,14 +744,7 @@ int mail_server_connect(const char *path, int timeout)
             nanosleep(&ts, NULL);
         }
     }
-    {
-        int flags = fcntl(fd, F_GETFL);
-
-        if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
-            close(fd);
-            return -1;
-        }
-    }
+    /* Left non-blocking: callers read and write through a stream (stream_open). */
     return fd;
 }
 
@@ -758,7 +755,11 @@ int mail_trigger(const char *path, const char *request)
     stream *s;
     int fd, ret;
 
-    if ((fd = mail_server_connect(path, 10)) < 0)
+    /*
+     * A trigger is a hint: a service whose listen queue is full has wakeups
+     * waiting already and looks at its queue after them. One attempt, no wait.
+     */
+    if ((fd = mail_server_connect(path, 0)) < 0)
         return -1;
     s = stream_open(fd);
     stream_set_timeout(s, 10);

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,6 +138,37 @@ static size_t msg_line_end(char *line, size_t size, int n)
     return size - 1;
 }
 
+/*
+ * The log file's host name and pid, looked up once: a uname and a getpid
+ * per line are system calls on every line. A forked child looks its own
+ * pid up again (msg_forked, registered with pthread_atfork).
+ */
+static char msg_host[256];
+static long msg_pid;
+static int msg_pid_cached;
+
+/* msg_forked - in a new child: its own pid on the next line */
+static void msg_forked(void)
+{
+    msg_pid = 0;
+}
+
+/* msg_stamp_ids - fill msg_host and msg_pid when they are not known */
+static void msg_stamp_ids(void)
+{
+    static int tried;
+
+    if (!tried) {
+        tried = 1;
+        msg_pid_cached = pthread_atfork(NULL, NULL, msg_forked) == 0;
+    }
+    if (msg_pid == 0 || !msg_pid_cached)
+        msg_pid = (long) getpid();
+    if (msg_host[0] == 0 && gethostname(msg_host, sizeof(msg_host)) < 0)
+        snprintf(msg_host, sizeof(msg_host), "localhost");
+    msg_host[sizeof(msg_host) - 1] = 0;
+}
+
 /* msg_emit - send one formatted message to every output */
 static void msg_emit(enum msg_level level, const char *text)
 {
@@ -150,16 +182,13 @@ static void msg_emit(enum msg_level level, const char *text)
         syslog(prio[level], "%s%s", msg_prefix[level], text);
     if (msg_log_fd >= 0) {
         char stamp[32];
-        char host[256];
         time_t now = time(NULL);
         struct tm tm;
 
         if (localtime_r(&now, &tm) == NULL || strftime(stamp, sizeof(stamp), "%b %e %H:%M:%S", &tm) == 0)
             snprintf(stamp, sizeof(stamp), "-");
-        if (gethostname(host, sizeof(host)) < 0)
-            snprintf(host, sizeof(host), "localhost");
-        host[sizeof(host) - 1] = 0;
-        n = snprintf(line, sizeof(line), "%s %s %s[%ld]: %s%s\n", stamp, host, msg_tag_buf, (long) getpid(),
+        msg_stamp_ids();
+        n = snprintf(line, sizeof(line), "%s %s %s[%ld]: %s%s\n", stamp, msg_host, msg_tag_buf, msg_pid,
                      msg_prefix[level], text);
         if (n > 0)
             write_all(msg_log_fd, line, msg_line_end(line, sizeof(line), n));

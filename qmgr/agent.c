@@ -14,7 +14,6 @@
  * duplicate delivery, never a loss: it only ever spares a write.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -291,18 +290,16 @@ int qmgr_agent_start(qmgr_dest *d, qmgr_message *m, const size_t *rcpts, size_t 
     qmgr_conn *c;
     vbuf path, payload;
     unsigned char hdr[4];
-    int fd, flags;
+    int fd;
 
     vbuf_init(&path, 0);
     vbuf_printf(&path, "private/%s", d->transport);
-    /* A full listen queue says EAGAIN: mail_server_connect retries briefly. */
+    /* A full listen queue says EAGAIN: mail_server_connect retries briefly. The fd is non-blocking. */
     fd = mail_server_connect(vbuf_str(&path), 2);
-    if (fd < 0 || (flags = fcntl(fd, F_GETFL)) < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+    if (fd < 0) {
         vbuf reason;
 
         msg_warn("connect to transport %s: %m", vbuf_str(&path));
-        if (fd >= 0)
-            (void) close(fd);
         vbuf_release(&path);
         vbuf_init(&reason, 0);
         vbuf_printf(&reason, "mail transport %s unavailable", d->transport);

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -83,7 +84,8 @@ static void test_mail_trigger_sends_one_request_frame(void **state)
     close(lfd);
 }
 
-static void test_mail_server_connect_gives_a_blocking_connected_socket(void **state)
+/* The fd comes non-blocking and close-on-exec: callers wrap it in a stream, which wants it so. */
+static void test_mail_server_connect_gives_a_non_blocking_connected_socket(void **state)
 {
     int lfd = listener("public/svc");
     int fd = mail_server_connect("public/svc", 5);
@@ -92,9 +94,45 @@ static void test_mail_server_connect_gives_a_blocking_connected_socket(void **st
     (void) state;
     assert_true(fd >= 0);
     flags = fcntl(fd, F_GETFL);
-    assert_int_equal(flags & O_NONBLOCK, 0);
+    assert_int_not_equal(flags & O_NONBLOCK, 0);
     assert_true((fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
     close(fd);
+    close(lfd);
+}
+
+/* A trigger is a hint: to a service whose listen queue is full it fails at once, without retrying. */
+static void test_mail_trigger_to_a_full_listen_queue_fails_at_once(void **state)
+{
+    struct sockaddr_un sun;
+    int lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+    int filler[4], nfill = 0;
+    time_t start;
+
+    (void) state;
+    assert_true(lfd >= 0);
+    memset(&sun, 0, sizeof(sun));
+    sun.sun_family = AF_UNIX;
+    snprintf(sun.sun_path, sizeof(sun.sun_path), "public/svc");
+    assert_int_equal(bind(lfd, (struct sockaddr *) &sun, sizeof(sun)), 0);
+    assert_int_equal(listen(lfd, 0), 0);
+    /* Fill the queue: non-blocking connects until one says EAGAIN. */
+    for (; nfill < 4; nfill++) {
+        filler[nfill] = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        assert_true(filler[nfill] >= 0);
+        if (connect(filler[nfill], (struct sockaddr *) &sun, sizeof(sun)) < 0) {
+            assert_int_equal(errno, EAGAIN);
+            close(filler[nfill]);
+            break;
+        }
+    }
+    assert_true(nfill < 4);
+    start = time(NULL);
+    errno = 0;
+    assert_int_equal(mail_trigger("public/svc", "wakeup"), -1);
+    assert_int_equal(errno, EAGAIN);
+    assert_true(time(NULL) - start <= 1); /* no 20 ms retries for seconds */
+    for (int i = 0; i < nfill; i++)
+        close(filler[i]);
     close(lfd);
 }
 
@@ -117,7 +155,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_mail_trigger_sends_one_request_frame, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mail_server_connect_gives_a_blocking_connected_socket, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mail_server_connect_gives_a_non_blocking_connected_socket, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mail_trigger_to_a_full_listen_queue_fails_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mail_server_connect_failures, setup, teardown),
     };
 

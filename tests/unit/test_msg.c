@@ -255,12 +255,44 @@ static void test_msg_panic_aborts(void **state)
     assert_string_equal(out, "4:bug: 42\n");
 }
 
+/* The pid in log lines is looked up once per process: a forked child still logs its own. */
+static void test_msg_logfile_pid_is_the_childs_after_fork(void **state)
+{
+    char buf[8192], want_parent[64], want_child[64];
+    pid_t child;
+    int status;
+
+    (void) state;
+    assert_int_equal(msg_logfile_open(logpath), 0);
+    msg_info("parent before fork");
+    child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        msg_info("child line");
+        _exit(0);
+    }
+    assert_int_equal(waitpid(child, &status, 0), child);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    msg_info("parent after fork");
+    read_log(buf, sizeof(buf));
+    snprintf(want_parent, sizeof(want_parent), "kite/test[%ld]: parent", (long) getpid());
+    snprintf(want_child, sizeof(want_child), "kite/test[%ld]: child line", (long) child);
+    assert_non_null(strstr(buf, want_child));
+    {
+        char *first = strstr(buf, want_parent);
+
+        assert_non_null(first);
+        assert_non_null(strstr(first + 1, want_parent)); /* both parent lines */
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_msg_capture_sees_level_and_text, setup, teardown),
         cmocka_unit_test_setup_teardown(test_msg_percent_m_and_errno_preserved, setup, teardown),
         cmocka_unit_test_setup_teardown(test_msg_logfile_line_format, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_msg_logfile_pid_is_the_childs_after_fork, setup, teardown),
         cmocka_unit_test_setup_teardown(test_msg_control_characters_cannot_forge_log_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_msg_long_message_is_truncated_to_one_line, setup, teardown),
         cmocka_unit_test_setup_teardown(test_msg_fatal_runs_cleanup_and_exits_1, setup, teardown),
