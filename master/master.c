@@ -242,7 +242,7 @@ void master_main_loop(void)
     for (;;) {
         size_t n = 0, need = 1;
         time_t now = master_now(), next = 0;
-        int timeout;
+        int timeout, ready;
 
         /* Children are reaped on SIGCHLD (handle_signals), not on every pass. */
         if (master_stopping) {
@@ -295,11 +295,14 @@ void master_main_loop(void)
                 }
         }
         timeout = next == 0 ? -1 : next <= now ? 0 : (int) ((next - now) * 1000);
-        if (poll(pfd, (nfds_t) n, timeout) < 0) {
+        if ((ready = poll(pfd, (nfds_t) n, timeout)) < 0) {
             if (errno == EINTR)
                 continue;
             msg_fatal("poll: %m");
         }
+        /* A quiet pass (a timer ran out): reap too, should a SIGCHLD byte ever be lost. */
+        if (ready == 0)
+            master_reap();
         if (pfd[0].revents)
             handle_signals();
         for (size_t i = 1; i < n; i++) {
