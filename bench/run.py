@@ -553,7 +553,8 @@ def write_report(args, counts, probes, rows, idle, commands):
              "Accounting: %s. Durability: both MTAs fsync each queue file before replying 250, and each "
              "Maildir file before reporting it delivered. Kite also syncs the directory entries (incoming/ "
              "after the rename, the Maildir's new/) and the recipient's done mark before the queue file is "
-             "removed: 5 syncs per locally delivered message, 3 per relayed one; Postfix makes 2 and 1." % acct.mode,
+             "removed: 5 syncs per locally delivered message, 3 per relayed one; Postfix makes 2 and 1. Kite writes new mail "
+             "into finished queue files it keeps (recycle/, queue_recycle_limit = 64, the default)." % acct.mode,
              "Disk limit: %.0f create+write+fsync+rename+directory fsync per second (a probe; %.0f at the "
              "start, %.0f at the end). The last column gives each median rate as a fraction of it: "
              "Kite's, then Postfix's." % (statistics.median(probes), probes[0], probes[-1]),
