@@ -197,8 +197,12 @@ int mail_queue_move_recoverable(const char *id, const char *from, const char *to
     return queue_move(id, from, to, 0);
 }
 
-/* Slots tried per retirement or claim before giving up. */
-#define RECYCLE_TRIES 4
+/*
+ * Slots tried per retirement or claim before giving up. Retirements and
+ * claims balance where about half the slots are full; eight tries then
+ * find one almost always (1 - 1/256), a failed try being one rename call.
+ */
+#define RECYCLE_TRIES 8
 
 /* recycle_slot - the path of slot n (modulo the limit) */
 static void recycle_slot(vbuf *out, unsigned long n)
