@@ -7,9 +7,10 @@
  * read-only (queue_name/queue_id) for the content, delivers, writes one
  * result frame per recipient and then a final {request = "done"} frame.
  * Before it reports, the agent marks the recipients it delivered for good
- * done in the queue file itself and syncs once (deliver_mark_done), so that
- * fsync happens in the agents, in parallel, not in qmgr's event loop; such
- * results carry marked=1. qmgr records the rest in the queue file and the
+ * done in the queue file itself, without a sync (deliver_mark_done); such
+ * results carry marked=1. The sync happens in qmgr before removal: finished
+ * files are removed in batches after one syncfs of the queue file system
+ * (qmgr/remove.c), one sync per batch instead of one per message. qmgr records the rest in the queue file and the
  * defer/bounce/trace logs (a status record must be durable before its
  * recipient is marked done, so the agent never marks those).
  * Agents write the Postfix-format "to=<...>, relay=..., delay=...,
@@ -74,7 +75,7 @@ typedef struct deliver_result {
     char *remote_mta;                   /* "dns; mx.example.com" or NULL */
     char *diag;                         /* "smtp; 550 5.1.1 no such user" or NULL */
     int relayed_no_dsn;                 /* next hop took it without DSN support */
-    int marked;                         /* the agent marked it done in the queue file and synced */
+    int marked;                         /* the agent marked it done in the queue file (qmgr syncs) */
 } deliver_result;
 
 /* Agent side. */
@@ -88,8 +89,9 @@ int deliver_request_write(stream *s, const deliver_request *req);
 /*
  * deliver_mark_done - agent side, before reporting: mark done in the queue
  * file every result that needs nothing more from qmgr (DELIVER_OK, not a
- * probe, no NOTIFY=SUCCESS, not relayed without DSN), then sync the file
- * once, and set marked on those results. q is the request's queue file
+ * probe, no NOTIFY=SUCCESS, not relayed without DSN), without a sync (qmgr
+ * syncs the file system before it removes the file), and set marked on
+ * those results. q is the request's queue file
  * opened with QFILE_RDWR, or NULL to open it here. Every result is checked
  * against the request and the file (the recipient index must be in the
  * request, inside the file, with the same address), so a result can only

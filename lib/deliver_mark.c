@@ -2,16 +2,18 @@
  * deliver_mark - the delivery agent's side of "a recipient is marked done
  * in the queue file (and synced) before the message is removed": after
  * delivering, and before reporting to qmgr, the agent rewrites the status
- * byte of each recipient that is finished for good and syncs the file once.
- * The sync then happens in the agents, many in parallel, instead of in
- * qmgr's single event loop.
+ * byte of each recipient that is finished for good. It does not sync: qmgr
+ * removes finished files in batches and makes every mark durable with one
+ * syncfs of the queue file system before it unlinks any of them (see
+ * qmgr/remove.c), one sync per batch instead of one per message.
  *
  * Offers deliver_mark_done() (see deliver.h). Only recipients that need no
  * further record are marked: delivered, not a verify probe, no NOTIFY=SUCCESS
  * and not relayed to a next hop without DSN (those need a trace record,
  * and bounces a bounce record, appended by qmgr before the recipient is
- * marked done). A crash between delivery and marking means one duplicate
- * delivery; a mark is never written before the delivery it records.
+ * marked done). A crash between delivery and marking, or a power loss
+ * before qmgr's sync, means one duplicate delivery; a mark is never written
+ * before the delivery it records.
  *
  * Trusts the queue file as far as qfile_open validated it. Trusts nothing
  * in the request or results beyond their strict decoding: the queue must
@@ -50,7 +52,7 @@ static const deliver_rcpt *markable(const deliver_request *req, const deliver_re
     return r;
 }
 
-/* deliver_mark_done - mark finished recipients done in the queue file, one sync */
+/* deliver_mark_done - mark finished recipients done in the queue file (qmgr syncs) */
 int deliver_mark_done(qfile *q, const deliver_request *req, deliver_result *res, size_t n)
 {
     unsigned char *wrote;
@@ -117,17 +119,12 @@ int deliver_mark_done(qfile *q, const deliver_request *req, deliver_result *res,
         wrote[i] = 1;
         nwrote++;
     }
-    /* One sync for all; without it no mark is claimed, and qmgr marks again. */
-    if (nwrote > 0 && qfile_sync_data(q) < 0) {
-        msg_warn("%s: sync after marking recipients done: %m", req->queue_id);
-        ret = -1;
-    } else {
-        for (size_t i = 0; i < n; i++)
-            if (wrote[i]) {
-                res[i].marked = 1;
-                ret++;
-            }
-    }
+    /* No sync here: qmgr syncs the file system once per batch before removing. */
+    for (size_t i = 0; i < n; i++)
+        if (wrote[i]) {
+            res[i].marked = 1;
+            ret++;
+        }
     xfree(wrote);
     qfile_close(own);
     return ret;

@@ -5,7 +5,7 @@
  * Speaks the delivery protocol (deliver.h): greets {protocol = "delivery"},
  * reads one request, delivers each recipient (aliases, .forward, mailboxes,
  * files, commands, virtual mailboxes), marks the delivered ones done in the
- * queue file with one sync (deliver_mark_done), then writes one result per
+ * queue file (deliver_mark_done; qmgr syncs before removal), then writes one result per
  * recipient and "done". Stays root (keep_root) so each delivery can run in
  * a child with the recipient's uid and gid (privs.c).
  */
@@ -138,8 +138,8 @@ static void local_service(stream *client, const char *service, char **argv)
         results[i] = res;
     }
     /*
-     * Delivered recipients are marked done (one sync) before qmgr hears of
-     * them. The file is opened for writing only here, as root again: no
+     * Delivered recipients are marked done before qmgr hears of them (no
+     * sync here: qmgr syncs once per batch before it removes files). The file is opened for writing only here, as root again: no
      * delivery made with the recipient's ids (in this process or in a
      * child) ever held a writable descriptor of the queue file.
      */

@@ -8,7 +8,8 @@
  * and strictly scanned, a result must name a recipient of this request and
  * only once. Recipients the agent did not report (crash, garbage, timeout)
  * are deferred, never lost. A result with marked=1 says the agent already
- * marked the recipient done in the queue file and synced it; qmgr takes
+ * marked the recipient done in the queue file (unsynced: qmgr syncs the
+ * file system once per batch before removing finished files); qmgr takes
  * that only for a delivered recipient that needs no status record, and
  * marks (and syncs) everything else itself. A false claim can cost a
  * duplicate delivery, never a loss: it only ever spares a write.
@@ -100,7 +101,7 @@ static void agent_finish(qmgr_conn *c, const char *why)
         if (m->rcpts[c->rcpts[i]].state != QMGR_RCPT_DONE)
             continue;
         if (agent_mark_ok(m, c->rcpts[i], r))
-            continue; /* marked and synced by the agent, outside this event loop */
+            continue; /* marked by the agent; synced with the removal batch */
         if (r->marked)
             msg_warn("%s: %s agent marked recipient %ld done unasked; marking it again", m->id, c->dest->transport,
                      r->index);

@@ -13,7 +13,10 @@
  *   deliver       queue_id=ID: that message now (kitequeue -i)
  *   stop          start no new deliveries; continue: start them again
  * Timers scan incoming/ and deferred/ every queue_run_delay. At start,
- * whatever an earlier qmgr left in active/ goes back to incoming/.
+ * whatever an earlier qmgr left in active/ goes back to incoming/ (also a
+ * finished message whose batched removal a crash prevented: loaded again,
+ * all its recipients are done, and it is removed without a delivery).
+ * Finished messages are removed in batches (remove.c), flushed at exit.
  *
  * Trusts requests only as far as their strict scan: a queue ID must be a
  * plausible file name, a site a bounded domain-ish string.
@@ -346,10 +349,17 @@ static void qmgr_post_jail(const char *service, char **argv)
     event_timer_set(scan_deferred_timer, NULL, 1000L);
 }
 
+/* qmgr_pre_exit - normal exit (stop, reload, master gone): remove what is finished */
+static void qmgr_pre_exit(void)
+{
+    qmgr_remove_flush();
+}
+
 int main(int argc, char **argv)
 {
     static const mail_server_hooks hooks = {
         .post_jail = qmgr_post_jail,
+        .pre_exit = qmgr_pre_exit,
         .unlimited = 1,
     };
 

@@ -6,8 +6,10 @@
  * Trusts nothing in the queue file beyond what qfile_open validated; a file
  * that does not validate goes to corrupt/. Ordering rules that keep mail
  * safe: a status log record is appended (and synced) before the recipient
- * is marked done; recipients are marked done (and synced) before the file
- * is removed; the file is removed only after every notice owed was queued.
+ * is marked done; recipients are marked done before the file is removed,
+ * and the marks are made durable (one syncfs per batch, remove.c) before
+ * it is unlinked; the file is removed only after every notice owed was
+ * queued.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -308,7 +310,6 @@ void qmgr_message_check_done(qmgr_message *m)
     long lifetime = *m->req.sender ? var_maximal_queue_lifetime : var_bounce_queue_lifetime;
     int all_done = 1, notices_ok = 1;
     long backoff;
-    vbuf path;
 
     if (m->unfinished > 0)
         return;
@@ -331,18 +332,8 @@ void qmgr_message_check_done(qmgr_message *m)
             notices_ok = 0;
     }
     if (all_done && notices_ok) {
-        vbuf_init(&path, 0);
-        mail_queue_path(&path, MAIL_QUEUE_ACTIVE, m->id);
-        /* Removed from the queue; the file itself may live on in recycle/. */
-        if (mail_queue_retire(MAIL_QUEUE_ACTIVE, m->id) < 0 && errno != ENOENT) {
-            msg_warn("%s: remove %s: %m", m->id, vbuf_str(&path));
-        } else {
-            (void) bounce_log_remove(MAIL_QUEUE_DEFER, m->id);
-            (void) bounce_log_remove(MAIL_QUEUE_BOUNCE, m->id);
-            (void) bounce_log_remove(MAIL_QUEUE_TRACE, m->id);
-            msg_info("%s: removed", m->id);
-        }
-        vbuf_release(&path);
+        /* The file goes with the next batch, after one syncfs (remove.c). */
+        qmgr_remove_later(m->id);
         message_free(m);
         qmgr_scan_incoming_soon();
         return;

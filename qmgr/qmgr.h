@@ -6,16 +6,17 @@
  * (transport, next hop), and destinations are served round-robin within
  * their concurrency limits by connections to delivery agents on
  * private/<transport>. Results are recorded in the queue file (recipient
- * slot marked done, synced - by the agent itself for plain deliveries, so
- * that fsync stays out of this event loop) and the bounce/defer/trace
- * logs; a finished
- * message is removed, an unfinished one goes to deferred/ with its next
- * attempt time as the file's mtime.
+ * slot marked done - by the agent itself for plain deliveries, without a
+ * sync) and the bounce/defer/trace logs; a finished message is removed in
+ * a batch after one syncfs that makes all the marks durable (remove.c), an
+ * unfinished one goes to deferred/ with its next attempt time as the
+ * file's mtime.
  *
  *   main.c     trigger requests, timers, queue scans, startup recovery
  *   message.c  loading a queue file, recording results, finishing
  *   sched.c    destinations, round-robin scheduling, dead destinations
  *   agent.c    non-blocking delivery-agent connections
+ *   remove.c   batched removal of finished messages (one syncfs each)
  */
 #ifndef KITE_QMGR_H
 #define KITE_QMGR_H
@@ -96,6 +97,13 @@ qmgr_message *qmgr_message_find(const char *id);
 #define QMGR_SITE_REVIVE (1 << 1)     /* revive the destinations of matching recipients */
 int qmgr_message_has_site(const qfile *q, const char *site, int flags);
 int qmgr_site_match(const char *domain, const char *site, int subdomains);
+
+/* remove.c */
+#define QMGR_REMOVE_DELAY_MS 30         /* a batch waits at most this long */
+#define QMGR_REMOVE_BATCH    128        /* ... or flushes when this many wait */
+void qmgr_remove_later(const char *id);
+void qmgr_remove_flush(void);
+size_t qmgr_remove_pending(void);
 
 /* sched.c */
 qmgr_dest *qmgr_dest_get(const char *transport, const char *nexthop);

@@ -1010,7 +1010,7 @@ static smtp_session *cache_take(const char *key)
     return ss;
 }
 
-/* mark_done - delivered recipients are marked done in the queue file (one sync) before qmgr hears of them */
+/* mark_done - delivered recipients are marked done in the queue file (qmgr syncs) before qmgr hears of them */
 static void mark_done(const deliver_request *req, attempt *at)
 {
     deliver_result *res = xcalloc(at->nrcpt ? at->nrcpt : 1, sizeof(*res));
