@@ -257,7 +257,7 @@ static void test_done_recipients_are_skipped(void **state)
     vbuf_release(&err);
 }
 
-/* test_finished_message_is_removed - nothing left to do: removed at once */
+/* test_finished_message_is_removed - nothing left to do: removed with the next batch */
 static void test_finished_message_is_removed(void **state)
 {
     const char *rcpts[] = {"a@fin.test", NULL};
@@ -275,12 +275,74 @@ static void test_finished_message_is_removed(void **state)
     qfile_close(q);
     assert_null(qmgr_message_load("incoming", id));
     snprintf(line, sizeof(line), "%s: removed", id);
+    /* Pending: still in active/ (nothing scans it), not yet logged. */
+    assert_int_equal(qmgr_remove_pending(), 1);
+    assert_false(log_has(line));
+    assert_true(in_queue("active", id));
+    qmgr_remove_flush();
+    assert_int_equal(qmgr_remove_pending(), 0);
     assert_true(log_has(line));
     assert_false(in_queue("active", id));
     assert_false(in_queue("incoming", id));
     assert_int_equal(qmgr_active_count, 0);
     vbuf_release(&path);
     vbuf_release(&err);
+}
+
+/* finished_message - a message whose only recipient is done, in incoming/ */
+static char *finished_message(void)
+{
+    const char *rcpts[] = {"a@fin.test", NULL};
+    char *id = put_message("s@example.org", rcpts, (double) time(NULL));
+    vbuf path, err;
+    qfile *q;
+
+    vbuf_init(&path, 0);
+    vbuf_init(&err, 0);
+    mail_queue_path(&path, "incoming", id);
+    q = qfile_open(vbuf_str(&path), QFILE_RDWR, &err);
+    assert_non_null(q);
+    assert_int_equal(qfile_mark_done(q, 0, 0), 0);
+    qfile_close(q);
+    vbuf_release(&path);
+    vbuf_release(&err);
+    return id;
+}
+
+/* count_one - count a queue file */
+static void count_one(const char *queue, const char *id, void *ctx)
+{
+    (void) queue;
+    (void) id;
+    ++*(size_t *) ctx;
+}
+
+/* test_full_batch_is_removed_at_once - the batch bound flushes without waiting for the timer */
+static void test_full_batch_is_removed_at_once(void **state)
+{
+    char first[QUEUE_ID_SIZE], line[64];
+    size_t left = 0;
+    deliver_rcpt dr = {.index = 0, .address = "a@fin.test"};
+    deliver_result res = {.index = 0, .status = DELIVER_DEFER, .dsn = "4.0.0", .action = "delayed",
+                          .reason = "earlier round", .relay = "none"};
+
+    (void) state;
+    snprintf(first, sizeof(first), "%s", finished_message());
+    /* A defer log from an earlier round goes with the file, as before. */
+    assert_int_equal(bounce_log_append("defer", first, &dr, &res), 0);
+    assert_true(in_queue("defer", first));
+    assert_null(qmgr_message_load("incoming", first));
+    for (size_t i = 1; i < QMGR_REMOVE_BATCH; i++) {
+        assert_int_equal(qmgr_remove_pending(), i);
+        assert_null(qmgr_message_load("incoming", finished_message()));
+    }
+    assert_int_equal(qmgr_remove_pending(), 0);
+    snprintf(line, sizeof(line), "%s: removed", first);
+    assert_true(log_has(line));
+    assert_false(in_queue("active", first));
+    assert_false(in_queue("defer", first));
+    assert_int_equal(mail_queue_scan("active", count_one, &left), 0);
+    assert_int_equal(left, 0);
 }
 
 /* test_corrupt_file_moved_aside - garbage goes to corrupt/ with a warning */
@@ -474,6 +536,7 @@ int main(void)
         cmocka_unit_test_setup(test_backoff_grows_with_age, setup),
         cmocka_unit_test_setup(test_done_recipients_are_skipped, setup),
         cmocka_unit_test_setup(test_finished_message_is_removed, setup),
+        cmocka_unit_test_setup(test_full_batch_is_removed_at_once, setup),
         cmocka_unit_test_setup(test_corrupt_file_moved_aside, setup),
         cmocka_unit_test_setup(test_vanished_file_is_ignored, setup),
         cmocka_unit_test_setup(test_expired_message_bounces_with_5_4_7, setup),
