@@ -23,10 +23,16 @@
  * picks up an active/ file: scans, flushes and "deliver ID" look at
  * incoming/ and deferred/ only.
  *
- * Trusts the IDs it is given (qmgr's own, validated when loaded).
+ * KITE_REMOVE_DELAY_MS (imported like KITE_FAULT_MARKS, for tests only)
+ * replaces the batch interval, so that a test can stop or kill qmgr while
+ * finished messages are known to be pending.
+ *
+ * Trusts the IDs it is given (qmgr's own, validated when loaded), and the
+ * test variable only as a bounded number.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -42,6 +48,29 @@ static char **rm_ids;    /* pending removal, oldest first */
 static size_t rm_count;
 static size_t rm_alloc;
 static int rm_dir_fd = -1; /* active/, for syncfs */
+
+/* remove_delay - the batch interval in milliseconds */
+static long remove_delay(void)
+{
+    static long delay = -1;
+
+    if (delay < 0) {
+        const char *v = secure_getenv("KITE_REMOVE_DELAY_MS");
+        char *end;
+        long n;
+
+        delay = QMGR_REMOVE_DELAY_MS;
+        if (v != NULL && *v) {
+            errno = 0;
+            n = strtol(v, &end, 10);
+            if (errno == 0 && *end == 0 && n >= 0 && n <= 600000)
+                delay = n;
+            else
+                msg_warn("ignoring bad KITE_REMOVE_DELAY_MS \"%.32s\"", v);
+        }
+    }
+    return delay;
+}
 
 /* remove_timer - the batch interval has passed */
 static void remove_timer(void *ctx)
@@ -61,7 +90,7 @@ void qmgr_remove_later(const char *id)
     if (rm_count >= QMGR_REMOVE_BATCH)
         qmgr_remove_flush();
     else if (rm_count == 1)
-        event_timer_set(remove_timer, NULL, QMGR_REMOVE_DELAY_MS);
+        event_timer_set(remove_timer, NULL, remove_delay());
 }
 
 /* qmgr_remove_pending - how many finished messages wait for removal */
