@@ -139,3 +139,27 @@ def test_kill_9_with_pending_removals_redelivers_nothing(kite):
     assert [len(delivered(kite, u)) for u in ("ann", "bob", "cid")] == [1, 1, 1]
     assert queue_empty(kite), kite.log_tail()
 
+
+
+@needs_local
+def test_pending_files_are_not_picked_up_again(kite):
+    """While finished files wait in active/, scans, flush, "deliver ID" and kitesuper -r find
+    nothing to deliver (they look at incoming/ and deferred/, or skip done recipients)."""
+    long_batches(kite, 60000)
+    kite.start()
+    ids = deliver_pending(kite, ["hal", "ivy"])
+    assert qmgr_request(kite, "flush")["status"] == 0
+    assert qmgr_request(kite, "wakeup")["status"] == 0
+    for qid in ids:
+        reply = qmgr_request(kite, "deliver", queue_id=qid)
+        assert reply["status"] == 1 and "no such message" in reply["text"], reply
+    time.sleep(1.5)
+    assert sorted(queue_files(kite, "active")) == sorted(ids)
+    res = kite.run("kitesuper", "-r", "ALL")
+    assert res.returncode == 0, res.stderr
+    time.sleep(1.5)
+    kite.stop()
+    for qid in ids:
+        assert len(re.findall(re.escape(qid) + r": to=<", kite.log_text())) == 1, kite.log_tail()
+    assert [len(delivered(kite, u)) for u in ("hal", "ivy")] == [1, 1]
+    assert queue_empty(kite) and not queue_files(kite, "maildrop"), kite.log_tail()
