@@ -62,10 +62,20 @@ void qmgr_kick(void)
     event_timer_set(kick_timer, NULL, 0);
 }
 
-/* room - may another message become active? */
+/*
+ * room - may another message become active? Finished files waiting for
+ * their removal batch still sit in active/ and count; when they are all
+ * that is in the way, the batch is flushed now instead of waiting.
+ */
 static int room(void)
 {
-    return qmgr_active_count < var_qmgr_message_active_limit;
+    if (qmgr_active_count + (long) qmgr_remove_pending() < var_qmgr_message_active_limit)
+        return 1;
+    if (qmgr_active_count < var_qmgr_message_active_limit && qmgr_remove_pending() > 0) {
+        qmgr_remove_flush();
+        return 1;
+    }
+    return 0;
 }
 
 /* scan_incoming_one - take one new message */
