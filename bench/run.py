@@ -552,8 +552,10 @@ def write_report(args, counts, probes, rows, idle, commands):
                                 text=True).stdout.strip() or "?"),
              "Accounting: %s. Durability: both MTAs fsync each queue file before replying 250, and each "
              "Maildir file before reporting it delivered. Kite also syncs the directory entries (incoming/ "
-             "after the rename, the Maildir's new/) and the recipient's done mark before the queue file is "
-             "removed: 5 syncs per locally delivered message, 3 per relayed one; Postfix makes 2 and 1. Kite writes new mail "
+             "after the rename, the Maildir's new/); the recipients' done marks are made durable by one syncfs "
+             "per batch of finished messages, run beside qmgr's event loop, before their queue files are removed: "
+             "4 syncs per locally delivered message and 2 per relayed one, plus one per batch; Postfix makes 2 "
+             "and 1. Kite writes new mail "
              "into finished queue files it keeps (recycle/, queue_recycle_limit = 64, the default)." % acct.mode,
              "Disk limit: %.0f create+write+fsync+rename+directory fsync per second (a probe; %.0f at the "
              "start, %.0f at the end). The last column gives each median rate as a fraction of it: "
