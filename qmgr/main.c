@@ -16,7 +16,9 @@
  * whatever an earlier qmgr left in active/ goes back to incoming/ (also a
  * finished message whose batched removal a crash prevented: loaded again,
  * all its recipients are done, and it is removed without a delivery).
- * Finished messages are removed in batches (remove.c), flushed at exit.
+ * Finished messages are removed in batches after one syncfs that a worker
+ * thread runs beside the event loop (remove.c); at exit qmgr waits for it
+ * and removes what is pending.
  *
  * Trusts requests only as far as their strict scan: a queue ID must be a
  * plausible file name, a site a bounded domain-ish string.
@@ -64,18 +66,19 @@ void qmgr_kick(void)
 
 /*
  * room - may another message become active? Finished files waiting for
- * their removal batch still sit in active/ and count; when they are all
- * that is in the way, the batch is flushed now instead of waiting.
+ * their removal batch (or in its sync) still sit in active/ and count;
+ * when they are in the way, their batch starts now instead of after the
+ * interval, and its completion refills (qmgr_scan_incoming_soon). The
+ * event loop never waits for that sync.
  */
 static int room(void)
 {
     if (qmgr_active_count + (long) qmgr_remove_pending() < var_qmgr_message_active_limit)
         return 1;
-    if (qmgr_active_count < var_qmgr_message_active_limit && qmgr_remove_pending() > 0) {
-        qmgr_remove_flush();
-        return 1;
-    }
-    return 0;
+    if (qmgr_remove_pending() > 0)
+        qmgr_remove_soon();
+    /* Should the batch have been removed at once (no worker), there is room now. */
+    return qmgr_active_count + (long) qmgr_remove_pending() < var_qmgr_message_active_limit;
 }
 
 /* scan_incoming_one - take one new message */

@@ -16,7 +16,8 @@
  *   message.c  loading a queue file, recording results, finishing
  *   sched.c    destinations, round-robin scheduling, dead destinations
  *   agent.c    non-blocking delivery-agent connections
- *   remove.c   batched removal of finished messages (one syncfs each)
+ *   remove.c   batched removal of finished messages (one syncfs each,
+ *              in a worker thread beside the event loop)
  */
 #ifndef KITE_QMGR_H
 #define KITE_QMGR_H
@@ -100,10 +101,12 @@ int qmgr_site_match(const char *domain, const char *site, int subdomains);
 
 /* remove.c */
 #define QMGR_REMOVE_DELAY_MS 30         /* a batch waits at most this long */
-#define QMGR_REMOVE_BATCH    128        /* ... or flushes when this many wait */
+#define QMGR_REMOVE_BATCH    128        /* ... or starts when this many wait */
 void qmgr_remove_later(const char *id);
-void qmgr_remove_flush(void);
-size_t qmgr_remove_pending(void);
+void qmgr_remove_soon(void);            /* start a batch now (no waiting) */
+void qmgr_remove_flush(void);           /* wait, sync and remove all (exit) */
+size_t qmgr_remove_pending(void);       /* waiting or in flight */
+int qmgr_remove_in_flight(void);
 
 /* sched.c */
 qmgr_dest *qmgr_dest_get(const char *transport, const char *nexthop);

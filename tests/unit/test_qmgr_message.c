@@ -24,6 +24,7 @@
 
 #include "bounce_log.h"
 #include "conf.h"
+#include "events.h"
 #include "mail_queue.h"
 #include "msg.h"
 #include "params.h"
@@ -66,6 +67,8 @@ static int setup(void **state)
     char path[256];
 
     (void) state;
+    /* Whatever an earlier test left for removal goes in that test's directory. */
+    qmgr_remove_flush();
     snprintf(path, sizeof(path), "%s/q%d", topdir, kicks + (int) time(NULL) % 1000 + rand() % 100000);
     assert_int_equal(mkdir(path, 0700), 0);
     assert_int_equal(chdir(path), 0);
@@ -317,6 +320,133 @@ static void count_one(const char *queue, const char *id, void *ctx)
     ++*(size_t *) ctx;
 }
 
+/* now_s - a monotonic clock in seconds */
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double) ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* loop_until_removed - run the event loop until nothing waits for removal; 0 after limit seconds */
+static int loop_until_removed(double limit)
+{
+    double end = now_s() + limit;
+
+    while (qmgr_remove_pending() > 0 && now_s() < end)
+        event_loop(100);
+    return qmgr_remove_pending() == 0 && !qmgr_remove_in_flight();
+}
+
+/* finish_one - a finished message loaded: its ID, now waiting for removal */
+static void finish_one(char *id, size_t size)
+{
+    snprintf(id, size, "%s", finished_message());
+    assert_null(qmgr_message_load("incoming", id));
+    assert_true(in_queue("active", id));
+}
+
+/* log_pos - where a line starts in the log, or -1 */
+static long log_pos(const char *line)
+{
+    const char *p = strstr(vbuf_str(&logbuf), line);
+
+    return p ? (long) (p - vbuf_str(&logbuf)) : -1;
+}
+
+static int ticks;
+
+/* tick - a timer of the event loop */
+static void tick(void *ctx)
+{
+    (void) ctx;
+    ticks++;
+}
+
+/*
+ * test_sync_in_flight_does_not_block_the_loop - while the worker's sync is
+ * in flight (slowed down by KITE_SYNC_DELAY_MS), timers run and a newly
+ * finished message waits for the next batch; the first batch is retired on
+ * completion, then the next one starts.
+ */
+static void test_sync_in_flight_does_not_block_the_loop(void **state)
+{
+    char a[QUEUE_ID_SIZE], b[QUEUE_ID_SIZE], la[64], lb[64];
+    double t0;
+
+    (void) state;
+    assert_int_equal(setenv("KITE_SYNC_DELAY_MS", "700", 1), 0);
+    finish_one(a, sizeof(a));
+    snprintf(la, sizeof(la), "%s: removed", a);
+    qmgr_remove_soon();
+    assert_true(qmgr_remove_in_flight());
+    t0 = now_s();
+    ticks = 0;
+    event_timer_set(tick, NULL, 0);
+    event_loop(1000);
+    /* The loop came back for the timer long before the sync could finish. */
+    assert_int_equal(ticks, 1);
+    assert_true(now_s() - t0 < 0.5);
+    assert_true(qmgr_remove_in_flight());
+    finish_one(b, sizeof(b));
+    snprintf(lb, sizeof(lb), "%s: removed", b);
+    assert_int_equal(qmgr_remove_pending(), 2);
+    /* One sync at a time: b does not start a second one. */
+    qmgr_remove_soon();
+    assert_false(log_has(la));
+    assert_true(in_queue("active", a));
+    assert_true(loop_until_removed(10.0));
+    assert_true(now_s() - t0 >= 1.3); /* two syncs of 0.7 s, one after the other */
+    assert_true(log_pos(la) >= 0 && log_pos(lb) > log_pos(la));
+    assert_false(in_queue("active", a));
+    assert_false(in_queue("active", b));
+    assert_int_equal(unsetenv("KITE_SYNC_DELAY_MS"), 0);
+}
+
+/* test_flush_waits_for_the_sync_in_flight - the exit path: in flight and pending are all removed */
+static void test_flush_waits_for_the_sync_in_flight(void **state)
+{
+    char a[QUEUE_ID_SIZE], b[QUEUE_ID_SIZE], line[64];
+    double t0;
+
+    (void) state;
+    assert_int_equal(setenv("KITE_SYNC_DELAY_MS", "300", 1), 0);
+    finish_one(a, sizeof(a));
+    qmgr_remove_soon();
+    assert_true(qmgr_remove_in_flight());
+    finish_one(b, sizeof(b));
+    t0 = now_s();
+    qmgr_remove_flush();
+    assert_true(now_s() - t0 >= 0.55);
+    assert_false(qmgr_remove_in_flight());
+    assert_int_equal(qmgr_remove_pending(), 0);
+    snprintf(line, sizeof(line), "%s: removed", a);
+    assert_true(log_has(line));
+    snprintf(line, sizeof(line), "%s: removed", b);
+    assert_true(log_has(line));
+    assert_false(in_queue("active", a));
+    assert_false(in_queue("active", b));
+    assert_int_equal(unsetenv("KITE_SYNC_DELAY_MS"), 0);
+}
+
+/* test_failed_syncfs_syncs_each_file - the fallback: each file synced on its own, then removed */
+static void test_failed_syncfs_syncs_each_file(void **state)
+{
+    char a[QUEUE_ID_SIZE], line[64];
+
+    (void) state;
+    assert_int_equal(setenv("KITE_FAULT_SYNCFS", "1", 1), 0);
+    finish_one(a, sizeof(a));
+    qmgr_remove_soon();
+    assert_true(loop_until_removed(10.0));
+    assert_true(log_has("syncfs active: Input/output error; syncing each finished file instead"));
+    snprintf(line, sizeof(line), "%s: removed", a);
+    assert_true(log_has(line));
+    assert_false(in_queue("active", a));
+    assert_int_equal(unsetenv("KITE_FAULT_SYNCFS"), 0);
+}
+
 /* test_full_batch_is_removed_at_once - the batch bound flushes without waiting for the timer */
 static void test_full_batch_is_removed_at_once(void **state)
 {
@@ -334,10 +464,15 @@ static void test_full_batch_is_removed_at_once(void **state)
     assert_null(qmgr_message_load("incoming", first));
     for (size_t i = 1; i < QMGR_REMOVE_BATCH; i++) {
         assert_int_equal(qmgr_remove_pending(), i);
+        assert_false(qmgr_remove_in_flight());
         assert_null(qmgr_message_load("incoming", finished_message()));
     }
-    assert_int_equal(qmgr_remove_pending(), 0);
+    /* The full batch went to the sync thread at once; the loop retires it on completion. */
+    assert_true(qmgr_remove_in_flight());
+    assert_int_equal(qmgr_remove_pending(), QMGR_REMOVE_BATCH);
     snprintf(line, sizeof(line), "%s: removed", first);
+    assert_false(log_has(line));
+    assert_true(loop_until_removed(10.0));
     assert_true(log_has(line));
     assert_false(in_queue("active", first));
     assert_false(in_queue("defer", first));
@@ -537,6 +672,9 @@ int main(void)
         cmocka_unit_test_setup(test_done_recipients_are_skipped, setup),
         cmocka_unit_test_setup(test_finished_message_is_removed, setup),
         cmocka_unit_test_setup(test_full_batch_is_removed_at_once, setup),
+        cmocka_unit_test_setup(test_sync_in_flight_does_not_block_the_loop, setup),
+        cmocka_unit_test_setup(test_flush_waits_for_the_sync_in_flight, setup),
+        cmocka_unit_test_setup(test_failed_syncfs_syncs_each_file, setup),
         cmocka_unit_test_setup(test_corrupt_file_moved_aside, setup),
         cmocka_unit_test_setup(test_vanished_file_is_ignored, setup),
         cmocka_unit_test_setup(test_expired_message_bounces_with_5_4_7, setup),
