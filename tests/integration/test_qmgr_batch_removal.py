@@ -2,13 +2,18 @@
 
 The delivery agents write their done marks without a sync; qmgr keeps a
 finished message's file in active/ until the next removal batch, makes all
-marks durable with one syncfs, then unlinks the files and logs "ID: removed".
+marks durable with one syncfs, run by a worker thread beside the event loop,
+then retires the files and logs "ID: removed".
 
 - A burst of deliveries costs far fewer mark syncs (fdatasync, syncfs) than
   messages; every message arrives exactly once and every queue file is gone.
 - kite stop with finished files pending removes them (qmgr's exit hook).
 - kill -9 of qmgr with finished files pending: the next qmgr finds them in
   active/, every recipient done, and removes them without delivering again.
+- While a sync is in flight (KITE_SYNC_DELAY_MS slows the worker down) the
+  event loop goes on: a second message is taken from incoming/ and delivered
+  before the first one's removal sync completes; stop and kill -9 with a sync
+  in flight keep every rule (stop waits for it, kill -9 leaves the files).
 KITE_REMOVE_DELAY_MS stretches the batch interval so that the pending state
 is certain when the test stops or kills qmgr.
 """
@@ -42,6 +47,17 @@ def delivered(kite, user):
 def long_batches(kite, ms):
     base = kite.params["import_environment"]
     kite.set(import_environment=f"{base} KITE_REMOVE_DELAY_MS={ms}")
+
+
+def slow_syncs(kite, ms):
+    """Each batch starts at once, and its sync takes ms (the worker sleeps first)."""
+    base = kite.params["import_environment"]
+    kite.set(import_environment=f"{base} KITE_REMOVE_DELAY_MS=0 KITE_SYNC_DELAY_MS={ms}")
+
+
+def log_offset(kite, regex):
+    m = re.search(regex, kite.log_text())
+    return m.start() if m else None
 
 
 def deliver_pending(kite, users):
@@ -163,3 +179,71 @@ def test_pending_files_are_not_picked_up_again(kite):
         assert len(re.findall(re.escape(qid) + r": to=<", kite.log_text())) == 1, kite.log_tail()
     assert [len(delivered(kite, u)) for u in ("hal", "ivy")] == [1, 1]
     assert queue_empty(kite) and not queue_files(kite, "maildrop"), kite.log_tail()
+
+
+@needs_local
+def test_delivery_goes_on_while_a_sync_is_in_flight(kite):
+    """The first message's removal sync takes 6 s; meanwhile qmgr answers, takes a second
+    message from incoming/ and has it delivered. Then both are removed, in order."""
+    slow_syncs(kite, 6000)
+    kite.start()
+    first = write_message(kite, "alice@example.org", ["ann@sandbox.test"])
+    qmgr_request(kite, "incoming")
+    kite.wait_log(re.escape(first) + r": to=<ann@sandbox.test>.*status=sent", timeout=30)
+    time.sleep(0.3)     # qmgr has the result: the first batch's sync is in flight
+    t0 = time.monotonic()
+    second = write_message(kite, "alice@example.org", ["bob@sandbox.test"])
+    assert qmgr_request(kite, "incoming")["status"] == 0
+    kite.wait_log(re.escape(second) + r": to=<bob@sandbox.test>.*status=sent", timeout=5)
+    took = time.monotonic() - t0
+    text = kite.log_text()
+    assert not re.search(re.escape(first) + r": removed", text), kite.log_tail()
+    assert took < 4.5, took
+    assert first in queue_files(kite, "active"), kite.log_tail()
+    # The second waits for the next batch, which starts when the first sync completes.
+    kite.wait_log(re.escape(first) + r": removed", timeout=20)
+    kite.wait_log(re.escape(second) + r": removed", timeout=20)
+    assert log_offset(kite, re.escape(first) + r": removed") < log_offset(kite, re.escape(second) + r": removed")
+    kite.stop()
+    for qid in (first, second):
+        assert len(re.findall(re.escape(qid) + r": to=<", kite.log_text())) == 1, kite.log_tail()
+        assert len(re.findall(re.escape(qid) + r": removed", kite.log_text())) == 1, kite.log_tail()
+    assert [len(delivered(kite, u)) for u in ("ann", "bob")] == [1, 1]
+    assert queue_empty(kite), kite.log_tail()
+
+
+@needs_local
+def test_stop_with_a_sync_in_flight_waits_and_removes_everything(kite):
+    slow_syncs(kite, 3000)
+    kite.start()
+    ids = deliver_pending(kite, ["ann", "bob", "cid"])
+    t0 = time.monotonic()
+    kite.stop()
+    assert time.monotonic() - t0 >= 1.0    # qmgr waited for the sync in flight
+    for qid in ids:
+        assert len(re.findall(re.escape(qid) + r": removed", kite.log_text())) == 1, kite.log_tail()
+    assert "killing the remaining processes" not in kite.log_text()
+    assert queue_empty(kite), kite.log_tail()
+    assert [len(delivered(kite, u)) for u in ("ann", "bob", "cid")] == [1, 1, 1]
+
+
+@needs_local
+def test_kill_9_with_a_sync_in_flight_redelivers_nothing(kite):
+    slow_syncs(kite, 3000)
+    kite.start()
+    ids = deliver_pending(kite, ["ann", "bob", "cid"])
+    os.kill(qmgr_pid(kite), signal.SIGKILL)
+    kite.wait_log(r"qmgr pid \d+ killed by signal 9", timeout=20)
+    assert sorted(queue_files(kite, "active")) == sorted(ids), kite.log_tail()
+    qmgr_request(kite, "wakeup")
+    for qid in ids:
+        wait_until(lambda: len(re.findall(re.escape(qid) + r": from=<.*\(queue active\)", kite.log_text())) >= 2,
+                   timeout=30, what=f"{qid} loaded again", kite=kite)
+    for qid in ids:
+        kite.wait_log(re.escape(qid) + r": removed", timeout=30)
+    kite.stop()
+    for qid in ids:
+        assert len(re.findall(re.escape(qid) + r": to=<", kite.log_text())) == 1, kite.log_tail()
+        assert len(re.findall(re.escape(qid) + r": removed", kite.log_text())) == 1, kite.log_tail()
+    assert [len(delivered(kite, u)) for u in ("ann", "bob", "cid")] == [1, 1, 1]
+    assert queue_empty(kite), kite.log_tail()
