@@ -9,10 +9,12 @@
  * Before it reports, the agent marks the recipients it delivered for good
  * done in the queue file itself, without a sync (deliver_mark_done); such
  * results carry marked=1. The sync happens in qmgr before removal: finished
- * files are removed in batches after one syncfs of the queue file system
- * (qmgr/remove.c), one sync per batch instead of one per message. qmgr records the rest in the queue file and the
- * defer/bounce/trace logs (a status record must be durable before its
- * recipient is marked done, so the agent never marks those).
+ * files are removed in batches after one syncfs of the queue file system,
+ * run by a worker thread beside qmgr's event loop (qmgr/remove.c), one
+ * sync per batch instead of one per message. qmgr records the rest in the
+ * queue file and the defer/bounce/trace logs (a status record must be
+ * durable before its recipient is marked done, so the agent never marks
+ * those).
  * Agents write the Postfix-format "to=<...>, relay=..., delay=...,
  * delays=a/b/c/d, dsn=..., status=..." log line with deliver_log().
  */

@@ -4,7 +4,7 @@
  * delivering, and before reporting to qmgr, the agent rewrites the status
  * byte of each recipient that is finished for good. It does not sync: qmgr
  * removes finished files in batches and makes every mark durable with one
- * syncfs of the queue file system before it unlinks any of them (see
+ * syncfs of the queue file system before it removes any of them (see
  * qmgr/remove.c), one sync per batch instead of one per message.
  *
  * Offers deliver_mark_done() (see deliver.h). Only recipients that need no

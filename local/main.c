@@ -5,9 +5,9 @@
  * Speaks the delivery protocol (deliver.h): greets {protocol = "delivery"},
  * reads one request, delivers each recipient (aliases, .forward, mailboxes,
  * files, commands, virtual mailboxes), marks the delivered ones done in the
- * queue file (deliver_mark_done; qmgr syncs before removal), then writes one result per
- * recipient and "done". Stays root (keep_root) so each delivery can run in
- * a child with the recipient's uid and gid (privs.c).
+ * queue file (deliver_mark_done; qmgr syncs before removal), then writes
+ * one result per recipient and "done". Stays root (keep_root) so each
+ * delivery can run in a child with the recipient's uid and gid (privs.c).
  */
 #include <string.h>
 #include <sys/stat.h>
@@ -139,9 +139,10 @@ static void local_service(stream *client, const char *service, char **argv)
     }
     /*
      * Delivered recipients are marked done before qmgr hears of them (no
-     * sync here: qmgr syncs once per batch before it removes files). The file is opened for writing only here, as root again: no
-     * delivery made with the recipient's ids (in this process or in a
-     * child) ever held a writable descriptor of the queue file.
+     * sync here: qmgr syncs once per batch before it removes files). The
+     * file is opened for writing only here, as root again: no delivery
+     * made with the recipient's ids (in this process or in a child) ever
+     * held a writable descriptor of the queue file.
      */
     if (m.q)
         (void) deliver_mark_done(NULL, &req, results, req.nrcpt);

@@ -7,8 +7,8 @@
  * that does not validate goes to corrupt/. Ordering rules that keep mail
  * safe: a status log record is appended (and synced) before the recipient
  * is marked done; recipients are marked done before the file is removed,
- * and the marks are made durable (one syncfs per batch, remove.c) before
- * it is unlinked; the file is removed only after every notice owed was
+ * and the marks are made durable (one syncfs per batch, in remove.c's
+ * worker thread) before it is retired; the file is removed only after every notice owed was
  * queued.
  */
 #include <errno.h>

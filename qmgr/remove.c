@@ -84,10 +84,10 @@ typedef struct sync_worker_fds {
     int done_fd; /* write end of the completion pipe */
 } sync_worker_fds;
 
-static id_list rm_pending;  /* finished, waiting for the next batch, oldest first */
-static id_list rm_flight;   /* the batch whose sync is in flight */
-static int rm_busy;         /* a sync is in flight */
-static int rm_worker_up;    /* the worker runs */
+static id_list rm_pending; /* finished, waiting for the next batch, oldest first */
+static id_list rm_flight;  /* the batch whose sync is in flight */
+static int rm_busy;        /* a sync is in flight */
+static int rm_worker_up;   /* the worker runs */
 static int rm_req_pipe[2] = {-1, -1};
 static int rm_done_pipe[2] = {-1, -1};
 static sync_worker_fds rm_fds = {-1, -1, -1};

@@ -1,9 +1,10 @@
 /*
  * Unit tests for deliver_mark_done (lib/deliver_mark.c): a delivery agent
  * marks the recipients it delivered for good done in the queue file, without
- * a sync (qmgr syncs before removal), before it reports. Pins down which results are marked, that a
- * request or result naming a recipient of another message, an index outside
- * the file or a queue other than active/ marks nothing, and the crash
+ * a sync (qmgr syncs before removal), before it reports. Pins down which
+ * results are marked, that a request or result naming a recipient of
+ * another message, an index outside the file or a queue other than active/
+ * marks nothing, and the crash
  * points (KITE_FAULT_MARKS): a crash leaves every recipient either pending
  * or done, never a mark without its delivery.
  */

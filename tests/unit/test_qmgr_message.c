@@ -453,8 +453,12 @@ static void test_full_batch_is_removed_at_once(void **state)
     char first[QUEUE_ID_SIZE], line[64];
     size_t left = 0;
     deliver_rcpt dr = {.index = 0, .address = "a@fin.test"};
-    deliver_result res = {.index = 0, .status = DELIVER_DEFER, .dsn = "4.0.0", .action = "delayed",
-                          .reason = "earlier round", .relay = "none"};
+    deliver_result res = {.index = 0,
+                          .status = DELIVER_DEFER,
+                          .dsn = "4.0.0",
+                          .action = "delayed",
+                          .reason = "earlier round",
+                          .relay = "none"};
 
     (void) state;
     snprintf(first, sizeof(first), "%s", finished_message());
