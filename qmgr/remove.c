@@ -18,10 +18,11 @@
  * result code to a second pipe, which the event loop watches. The worker
  * touches nothing else: no logging, no allocation, no lists. On completion
  * the loop retires the batch's files. While one sync is in flight, newly
- * finished IDs collect for the next batch, which starts as soon as the
- * sync completes; only one sync is in flight at a time.
+ * finished IDs collect for the next batch, which starts when the sync
+ * completes if the batch rules below say so by then (else when they do);
+ * only one sync is in flight at a time.
  *
- * A batch starts at most QMGR_REMOVE_DELAY_MS after the first pending ID,
+ * A batch starts QMGR_REMOVE_DELAY_MS after its oldest pending ID,
  * at once when QMGR_REMOVE_BATCH are pending or the active queue is full
  * (pending and in-flight files still sit in active/ and count against
  * qmgr_message_active_limit). qmgr_remove_flush(), from qmgr's exit hook,
@@ -90,6 +91,8 @@ static int rm_busy;        /* a sync is in flight */
 static int rm_worker_up;   /* the worker runs */
 static int rm_req_pipe[2] = {-1, -1};
 static int rm_done_pipe[2] = {-1, -1};
+static long rm_first_ms; /* when the oldest pending ID came (monotonic ms) */
+static int rm_hurry;     /* the active queue filled up during a sync: next batch at once */
 static sync_worker_fds rm_fds = {-1, -1, -1};
 
 /* env_ms - a test variable in milliseconds (0..600000), or dflt; warns once per bad value */
@@ -136,6 +139,16 @@ static int sync_fault(void)
     const char *v = secure_getenv("KITE_FAULT_SYNCFS");
 
     return v != NULL && strcmp(v, "1") == 0;
+}
+
+/* mono_ms - a monotonic clock in milliseconds */
+static long mono_ms(void)
+{
+    struct timespec ts;
+
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) < 0)
+        msg_panic("clock_gettime: %m");
+    return (long) ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
 /* list_add - append a copy of id */
@@ -286,6 +299,7 @@ static void start_batch(void)
     if (rm_busy || rm_pending.count == 0)
         return;
     event_timer_cancel(remove_timer, NULL);
+    rm_hurry = 0;
     /* The in-flight list is empty here: swap so both keep their storage. */
     swap = rm_flight;
     rm_flight = rm_pending;
@@ -301,6 +315,22 @@ static void start_batch(void)
         msg_warn("removal sync: hand over a batch: %m; syncing each finished file instead");
     }
     finish_batch(0);
+}
+
+/* next_batch - after a sync: what collected meanwhile goes by the batch rules (full: now; else the interval) */
+static void next_batch(void)
+{
+    long wait;
+
+    if (rm_pending.count == 0)
+        return;
+    if (rm_pending.count >= QMGR_REMOVE_BATCH || rm_hurry) {
+        start_batch();
+        return;
+    }
+    /* The interval counts from the oldest pending ID, which may be past it already. */
+    wait = rm_first_ms + remove_delay() - mono_ms();
+    event_timer_set(remove_timer, NULL, wait > 0 ? wait : 0);
 }
 
 /* sync_done - the worker reported: retire the batch, start the next one if IDs wait */
@@ -323,7 +353,7 @@ static void sync_done(int fd, int events, void *ctx)
         msg_warn("syncfs %s: %m; syncing each finished file instead", MAIL_QUEUE_ACTIVE);
     }
     finish_batch(rc == 0);
-    start_batch();
+    next_batch();
 }
 
 /* remove_timer - the batch interval has passed */
@@ -337,8 +367,10 @@ static void remove_timer(void *ctx)
 void qmgr_remove_later(const char *id)
 {
     list_add(&rm_pending, id);
+    if (rm_pending.count == 1)
+        rm_first_ms = mono_ms();
     if (rm_busy)
-        return; /* the next batch starts when the sync in flight completes */
+        return; /* the next batch is set up when the sync in flight completes */
     if (rm_pending.count >= QMGR_REMOVE_BATCH)
         start_batch();
     else if (rm_pending.count == 1)
@@ -360,7 +392,10 @@ int qmgr_remove_in_flight(void)
 /* qmgr_remove_soon - start a batch now instead of after the interval (the active queue is full) */
 void qmgr_remove_soon(void)
 {
-    start_batch();
+    if (rm_busy)
+        rm_hurry = 1; /* when the sync in flight completes */
+    else
+        start_batch();
 }
 
 /* wait_done - block until the in-flight sync reports, then handle it; -1 if waiting failed */
