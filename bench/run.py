@@ -592,7 +592,7 @@ def write_report(args, counts, probes, rows, idle, commands):
         with open(dat, "w") as f:
             for i, (name, r) in enumerate(chart):
                 f.write('%d "%s" %.4f\n' % (i, name, r))
-        script = ('set terminal png size 1100,560; set output "%s"; set style fill solid; set boxwidth 0.6; set rmargin 10; set bmargin 9;'
+        script = ('set terminal png size 1100,560; set output "%s"; set style fill solid; set boxwidth 0.6; set rmargin 18; set bmargin 9;'
                   'set ylabel "Kite/Postfix"; set xtics rotate by -30; set yrange [0:*];'
                   'plot "%s" using 1:3:xtic(2) with boxes notitle, 1 notitle' % (png, dat))
         subprocess.run(["gnuplot", "-e", script], check=False)
