@@ -85,6 +85,17 @@ def _ensure_system_user(name, group=None):
             subprocess.run(["groupadd", "--system", group], check=True, capture_output=True)
 
 
+def wait_until(pred, timeout=20, what="condition", kite=None):
+    """pred()'s first true value within timeout seconds; else fail, with the instance's log tail if given."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}" + (f"\n--- log ---\n{kite.log_tail()}" if kite else ""))
+
+
 def free_port():
     """A TCP port on 127.0.0.1 that nobody listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from conftest import BIN
+from conftest import BIN, wait_until
 
 
 def rec(t, d):
@@ -46,16 +46,6 @@ def run_kitedrop(kite, n, data):
     env["KITE_FAULT_WRITES"] = str(n)
     return subprocess.run([str(BIN / "kitedrop"), "-c", str(kite.confdir)], input=data, env=env,
                           capture_output=True, timeout=30, **kite._user_kwargs())
-
-
-def wait_until(pred, timeout=10, what="condition", kite=None):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}" + (f"\n--- log ---\n{kite.log_tail()}" if kite else ""))
 
 
 def test_kitedrop_crash_points_leave_absent_or_complete(kite):

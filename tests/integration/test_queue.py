@@ -4,12 +4,11 @@ limits, and pickup's handling of hostile maildrop files."""
 
 import os
 import re
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import LIBEXEC
+from conftest import wait_until
 
 HOLD_ALL = "/^Subject: /  HOLD held by the test\n"
 
@@ -20,16 +19,6 @@ def queue_files(kite, queue):
     if not d.exists():
         return []
     return sorted(p.name for p in d.rglob("*") if p.is_file() and not p.name.startswith("."))
-
-
-def wait_until(pred, timeout=10, what="condition", kite=None):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}" + (f"\n--- log ---\n{kite.log_tail()}" if kite else ""))
 
 
 def hold_everything(kite, extra=""):

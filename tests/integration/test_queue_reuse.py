@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import LIBEXEC, proc_info
+from conftest import LIBEXEC, proc_info, wait_until
 
 MAIL_DAEMONS = ("smtpd", "cleanup", "qmgr", "local")
 B36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -27,16 +27,6 @@ def need_mail_path():
     missing = [d for d in MAIL_DAEMONS if not (LIBEXEC / d).exists()]
     if missing:
         pytest.skip("not built yet: " + ", ".join(missing))
-
-
-def wait_until(pred, timeout=20, what="condition", kite=None):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}" + (f"\n--- log ---\n{kite.log_tail()}" if kite else ""))
 
 
 def message(tag, body):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN, LIBEXEC
+from conftest import BIN, LIBEXEC, wait_until
 
 DELIVERY = all((LIBEXEC / d).exists() for d in ("qmgr", "local"))
 
@@ -17,16 +17,6 @@ def queue_files(kite, queue):
     if not d.exists():
         return []
     return sorted(p.name for p in d.rglob("*") if p.is_file() and not p.name.startswith("."))
-
-
-def wait_until(pred, timeout=10, what="condition", kite=None):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}" + (f"\n--- log ---\n{kite.log_tail()}" if kite else ""))
 
 
 def hold_everything(kite):
