@@ -28,6 +28,7 @@
 
 #include "addr.h"
 #include "conf.h"
+#include "lookup.h"
 #include "maps.h"
 #include "msg.h"
 #include "mymalloc.h"
@@ -572,6 +573,25 @@ static int reject_fmt(chk_ctx *c, int code, const char *dsn, const char *what, c
     return CHK_REJECT;
 }
 
+/*
+ * reject_unknown_name - reject_unknown_client_hostname (status is the
+ * forward-confirmed name's) or reject_unknown_reverse_client_hostname (the
+ * reverse name's). A permanent failure gets unknown_client_reject_code, a
+ * temporary one always 450; the enhanced code is RFC 7372 §3.2's X.7.25
+ * (reverse DNS validation failed), its class following the reply code.
+ */
+static int reject_unknown_name(chk_ctx *c, int status, const char *what)
+{
+    int code;
+
+    if (status == SMTPD_PEER_OK)
+        return CHK_DUNNO;
+    code = status == SMTPD_PEER_TEMP ? 450 : (int) var_unknown_client_reject_code;
+    snprintf(c->reply, sizeof(c->reply), "%d %c.7.25 Client host rejected: cannot find your %s, [%s]", code,
+             code >= 500 ? '5' : '4', what, c->s->addr);
+    return CHK_REJECT;
+}
+
 /* access_action - interpret a check_*_access result */
 static int access_action(chk_ctx *c, const char *result, const char *what, const char *kind)
 {
@@ -818,6 +838,11 @@ static int eval_one(chk_ctx *c, restriction *r)
         return reject_fmt(c, 504, "5.5.2", a, snd ? "Sender address" : "Recipient address",
                           "need fully-qualified address");
     }
+    /* "reject_unknown_client" is the name Postfix had before 2.3. */
+    if (strcmp(n, "reject_unknown_client_hostname") == 0 || strcmp(n, "reject_unknown_client") == 0)
+        return reject_unknown_name(c, c->s->name_status, "hostname");
+    if (strcmp(n, "reject_unknown_reverse_client_hostname") == 0)
+        return reject_unknown_name(c, c->s->reverse_name_status, "reverse hostname");
     if (strcmp(n, "check_client_access") == 0)
         return check_client_access(c, r);
     if (strcmp(n, "check_helo_access") == 0)

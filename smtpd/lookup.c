@@ -317,7 +317,7 @@ static void peer_timeout(void *ctx)
 
     msg_warn("%s: client name lookup timed out after %lds", p->peer.addr, var_smtpd_peername_lookup_timeout);
     peer_abandon(p);
-    p->peer.status = SMTPD_PEER_TEMP;
+    p->peer.status = p->peer.reverse_status = SMTPD_PEER_TEMP;
     peer_finish(p);
 }
 
@@ -336,7 +336,7 @@ static void peer_readable(int fd, int events, void *ctx)
         return; /* it talks before the greeting: the session will see that; keep waiting */
     /* Gone (EOF or reset): the name no longer matters. Nothing can follow its FIN. */
     peer_abandon(p);
-    p->peer.status = SMTPD_PEER_TEMP;
+    p->peer.status = p->peer.reverse_status = SMTPD_PEER_TEMP;
     peer_finish(p);
 }
 
@@ -380,6 +380,8 @@ static void lookup_collect(int fd, int events, void *ctx)
             break;
         }
         p->peer.status = job->status;
+        /* A reason for a warning means a reverse name was found; only the forward step failed. */
+        p->peer.reverse_status = job->status == SMTPD_PEER_OK || job->why != PEER_WHY_NONE ? SMTPD_PEER_OK : job->status;
         if (job->status == SMTPD_PEER_OK)
             snprintf(p->peer.name, sizeof(p->peer.name), "%s", job->name);
         xfree(job);
@@ -478,7 +480,7 @@ void smtpd_peer_lookup(int fd, const char *service, char **argv, multi_service_f
     p->service = service;
     p->argv = argv;
     p->fn = fn;
-    p->peer.status = SMTPD_PEER_PERM;
+    p->peer.status = p->peer.reverse_status = SMTPD_PEER_PERM;
     snprintf(p->peer.name, sizeof(p->peer.name), "unknown");
     p->next = waiting;
     waiting = p;
@@ -492,7 +494,7 @@ void smtpd_peer_lookup(int fd, const char *service, char **argv, multi_service_f
     if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6) {
         /* Not an Internet peer: the stand-alone (sendmail -bs) session. */
         p->peer.standalone = 1;
-        p->peer.status = SMTPD_PEER_OK;
+        p->peer.status = p->peer.reverse_status = SMTPD_PEER_OK;
         snprintf(p->peer.name, sizeof(p->peer.name), "localhost");
         snprintf(p->peer.addr, sizeof(p->peer.addr), "127.0.0.1");
         snprintf(p->peer.port, sizeof(p->peer.port), "0");
@@ -519,7 +521,7 @@ void smtpd_peer_lookup(int fd, const char *service, char **argv, multi_service_f
     if (lookup_submit(job) < 0) {
         xfree(job);
         njobs--;
-        p->peer.status = SMTPD_PEER_TEMP;
+        p->peer.status = p->peer.reverse_status = SMTPD_PEER_TEMP;
         peer_finish(p);
         return;
     }

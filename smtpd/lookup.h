@@ -28,7 +28,8 @@ enum smtpd_peer_status {
 typedef struct smtpd_peer {
     int fd;
     int standalone;        /* not an Internet peer (sendmail -bs) */
-    int status;            /* enum smtpd_peer_status */
+    int status;            /* enum smtpd_peer_status: the forward-confirmed name */
+    int reverse_status;    /* the same for the address->name mapping alone (never FORGED) */
     char name[NI_MAXHOST]; /* the name, or "unknown" */
     char addr[NI_MAXHOST]; /* printable address (IPv4-mapped shown as IPv4) */
     char port[NI_MAXSERV];

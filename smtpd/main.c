@@ -157,6 +157,8 @@ static void smtpd_service(int fd, const char *service, char **argv)
 
     msg_info("connect from %s[%s]", name, addr);
     s = smtpd_session_new(fd, standalone, name, addr, port);
+    s->name_status = smtpd_peer_current(fd)->status;
+    s->reverse_name_status = smtpd_peer_current(fd)->reverse_status;
     if (!standalone && smtpd_anvil_connect(s)) {
         s->sleep_ms = 0;
         s->mode = SMTPD_MODE_QUIT;

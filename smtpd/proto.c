@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "lookup.h"
 #include "msg.h"
 #include "mymalloc.h"
 #include "params.h"
@@ -161,6 +162,8 @@ smtpd_session *smtpd_session_new(int fd, int standalone, const char *name, const
     vbuf_printf(&nb, "%s[%s]", name, addr);
     s->namaddr = vbuf_steal(&nb);
     vbuf_release(&nb);
+    /* The caller that knows better (smtpd_service) overrides these from the lookup. */
+    s->name_status = s->reverse_name_status = strcmp(name, "unknown") == 0 ? SMTPD_PEER_PERM : SMTPD_PEER_OK;
     s->in_mynetworks = smtpd_check_mynetworks(addr);
     vbuf_init(&s->line, 0);
     vbuf_init(&s->helo, 255);

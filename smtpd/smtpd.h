@@ -73,6 +73,8 @@ typedef struct smtpd_session {
     char *addr; /* printable address */
     char *port;
     char *namaddr; /* "name[addr]" for logs */
+    int name_status;         /* enum smtpd_peer_status (lookup.h): the forward-confirmed name */
+    int reverse_name_status; /* the same for the address->name mapping alone */
     int in_mynetworks;
     int anvil_exempt;   /* event limits: 0 not known yet, 1 exempt, -1 limited */
     unsigned anvil_gen; /* the anvil connection that counts this session; 0 none */
