@@ -287,6 +287,7 @@ static void test_lookup_forward_confirmed_name(void **state)
     assert_string_equal(seen.name, "mail.example.test");
     assert_string_equal(seen.addr, "127.0.0.1");
     assert_int_equal(seen.status, SMTPD_PEER_OK);
+    assert_int_equal(seen.reverse_status, SMTPD_PEER_OK);
     assert_false(seen.standalone);
     assert_int_equal(smtpd_lookup_jobs(), 0);
     close(fd);
@@ -327,6 +328,7 @@ static void test_lookup_forged_name_is_unknown(void **state)
     assert_int_equal(called, 1);
     assert_string_equal(seen.name, "unknown");
     assert_int_equal(seen.status, SMTPD_PEER_FORGED);
+    assert_int_equal(seen.reverse_status, SMTPD_PEER_OK); /* the PTR name exists; only the A record differs */
     close(fd);
     dns_stop(&d);
 }
@@ -351,6 +353,7 @@ static void test_lookup_server_failure_is_temporary_nxdomain_permanent(void **st
         assert_int_equal(called, 1);
         assert_string_equal(seen.name, "unknown");
         assert_int_equal(seen.status, rows[i].status);
+        assert_int_equal(seen.reverse_status, rows[i].status);
         close(fd);
         close(client_fd);
         client_fd = -1;
@@ -373,6 +376,7 @@ static void test_lookup_timeout_then_late_result_is_dropped(void **state)
     assert_true(took >= 0.9 && took < 3);
     assert_string_equal(seen.name, "unknown");
     assert_int_equal(seen.status, SMTPD_PEER_TEMP);
+    assert_int_equal(seen.reverse_status, SMTPD_PEER_TEMP);
     assert_int_equal(smtpd_lookup_jobs(), 1); /* still with its worker */
     /* the worker gives up about 3 s in (two tries: 1 s, then 2 s) and hands the job back */
     run_for(3.5);
@@ -438,6 +442,8 @@ static void test_lookup_off_and_standalone_are_immediate(void **state)
     assert_int_equal(called, 1);
     assert_string_equal(seen.name, "unknown");
     assert_string_equal(seen.addr, "127.0.0.1");
+    assert_int_equal(seen.status, SMTPD_PEER_PERM);
+    assert_int_equal(seen.reverse_status, SMTPD_PEER_PERM);
     close(fd);
 
     var_smtpd_peername_lookup = 1;
@@ -446,6 +452,8 @@ static void test_lookup_off_and_standalone_are_immediate(void **state)
     assert_int_equal(called, 2);
     assert_true(seen.standalone);
     assert_string_equal(seen.name, "localhost");
+    assert_int_equal(seen.status, SMTPD_PEER_OK);
+    assert_int_equal(seen.reverse_status, SMTPD_PEER_OK);
     close(sv[0]);
     close(sv[1]);
 }
