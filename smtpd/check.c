@@ -13,6 +13,8 @@
  * parent domains), after the delayed client and HELO lists, and its own
  * eligibility list, fast_flush_domains (subdomains match, as Postfix's
  * parent_domain_matches_subdomains default has it).
+ * reject_unknown_client_hostname and reject_unknown_reverse_client_hostname
+ * use the naming states lookup.c settled for the session (no DNS here).
  *
  * Trusts the configuration; trusts nothing the client says. A table that
  * can't be read defers (4xx), it never lets mail through by accident.

@@ -381,7 +381,8 @@ static void lookup_collect(int fd, int events, void *ctx)
         }
         p->peer.status = job->status;
         /* A reason for a warning means a reverse name was found; only the forward step failed. */
-        p->peer.reverse_status = job->status == SMTPD_PEER_OK || job->why != PEER_WHY_NONE ? SMTPD_PEER_OK : job->status;
+        p->peer.reverse_status =
+            job->status == SMTPD_PEER_OK || job->why != PEER_WHY_NONE ? SMTPD_PEER_OK : job->status;
         if (job->status == SMTPD_PEER_OK)
             snprintf(p->peer.name, sizeof(p->peer.name), "%s", job->name);
         xfree(job);

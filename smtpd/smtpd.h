@@ -72,7 +72,7 @@ typedef struct smtpd_session {
     char *name; /* verified reverse name or "unknown" */
     char *addr; /* printable address */
     char *port;
-    char *namaddr; /* "name[addr]" for logs */
+    char *namaddr;           /* "name[addr]" for logs */
     int name_status;         /* enum smtpd_peer_status (lookup.h): the forward-confirmed name */
     int reverse_name_status; /* the same for the address->name mapping alone */
     int in_mynetworks;

@@ -117,9 +117,8 @@ static void check_reply(const char *ctx, const char *got, const char *want)
 static const char *restrictions[] = {"reject_unknown_client_hostname", "reject_unknown_client",
                                      "reject_unknown_reverse_client_hostname"};
 static const char *codes[] = {NULL, "450", "550", "554"};
-static const char *rcpt_lists[] = {"smtpd_client_restrictions", "smtpd_helo_restrictions",
-                                   "smtpd_sender_restrictions", "smtpd_relay_restrictions",
-                                   "smtpd_recipient_restrictions"};
+static const char *rcpt_lists[] = {"smtpd_client_restrictions", "smtpd_helo_restrictions", "smtpd_sender_restrictions",
+                                   "smtpd_relay_restrictions", "smtpd_recipient_restrictions"};
 
 /* run_matrix - every restriction x state x code through one check function */
 static void run_matrix(const char *list, const char *(*check)(smtpd_session *s))
@@ -143,9 +142,9 @@ static void run_matrix(const char *list, const char *(*check)(smtpd_session *s))
                 char buf[256], ctx[256];
                 int peer;
                 smtpd_session *s = session(states[st].name, states[st].reverse, &peer);
-                const char *want = expected(reverse ? states[st].reverse : states[st].name,
-                                            codes[c] ? atoi(codes[c]) : 450,
-                                            reverse ? "reverse hostname" : "hostname", buf, sizeof(buf));
+                const char *want =
+                    expected(reverse ? states[st].reverse : states[st].name, codes[c] ? atoi(codes[c]) : 450,
+                             reverse ? "reverse hostname" : "hostname", buf, sizeof(buf));
 
                 snprintf(ctx, sizeof(ctx), "%s = %s, code %s, state %s", list, restrictions[r],
                          codes[c] ? codes[c] : "default", states[st].label);
@@ -234,8 +233,7 @@ static void test_without_delay_reject_each_stage_rejects_itself(void **state)
         configure(stages[i].list, "reject_unknown_client_hostname", "smtpd_delay_reject", "no",
                   "unknown_client_reject_code", "550", NULL);
         s = session(SMTPD_PEER_FORGED, SMTPD_PEER_OK, &peer);
-        check_reply(stages[i].list, stages[i].check(s),
-                    expected(SMTPD_PEER_FORGED, 550, "hostname", buf, sizeof(buf)));
+        check_reply(stages[i].list, stages[i].check(s), expected(SMTPD_PEER_FORGED, 550, "hostname", buf, sizeof(buf)));
         session_done(s, peer);
         s = session(SMTPD_PEER_OK, SMTPD_PEER_OK, &peer);
         check_reply(stages[i].list, stages[i].check(s), NULL);
@@ -293,8 +291,9 @@ static void test_the_client_gets_the_reply_at_rcpt_and_after_connect(void **stat
     configure("smtpd_client_restrictions", "reject_unknown_reverse_client_hostname", "unknown_client_reject_code",
               "550", NULL);
     s = session(SMTPD_PEER_PERM, SMTPD_PEER_PERM, &peer);
-    assert_string_equal(talk(s, peer, &out, "HELO helo.example.test\r\nMAIL FROM:<a@b.example>\r\n"
-                                            "RCPT TO:<alice@kite.test>\r\n"),
+    assert_string_equal(talk(s, peer, &out,
+                             "HELO helo.example.test\r\nMAIL FROM:<a@b.example>\r\n"
+                             "RCPT TO:<alice@kite.test>\r\n"),
                         "250 mx.kite.test\r\n250 Ok\r\n"
                         "550 Client host rejected: cannot find your reverse hostname, [" CLIENT_ADDR "]\r\n");
     session_done(s, peer);
