@@ -8,7 +8,8 @@
  *   -f  deliver all deferred mail now         {request = "flush"}
  *   -s  deliver deferred mail for SITE now    {request = "flush_site", site}
  *       (qmgr refuses a site outside fast_flush_domains: an error naming
- *       the site and exit status EX_UNAVAILABLE, as postqueue -s)
+ *       the site and exit status EX_UNAVAILABLE, as postqueue -s; a site
+ *       qmgr finds malformed: EX_USAGE)
  *   -i  deliver message ID now                {request = "deliver", queue_id}
  * The listing comes from the showq service (public/showq); the requests go
  * to qmgr (public/qmgr), which answers {status, text}. Nobody needs to read
@@ -333,7 +334,10 @@ static int kq_request(const char *request, const char *name, const char *value, 
     }
     attr_free(f);
     vbuf_release(&text);
-    return st == MAIL_REQUEST_OK ? EX_OK : EX_UNAVAILABLE;
+    if (st == MAIL_REQUEST_OK)
+        return EX_OK;
+    /* As postqueue -s: a site qmgr finds malformed is a usage error. */
+    return strcmp(request, "flush_site") == 0 && *status == FLUSH_STAT_BAD ? EX_USAGE : EX_UNAVAILABLE;
 }
 
 int main(int argc, char **argv)

@@ -395,7 +395,28 @@ def test_kitequeue_s_with_fast_flush_domains_empty_refuses_every_site(kite):
     assert '"relay.test"' in r.stderr and "fast_flush_domains" in r.stderr
     # control characters in the site never reach the terminal raw
     r = kite.run("kitequeue", "-s", "relay.test\x1b[2J")
-    assert r.returncode != 0 and "\x1b" not in r.stderr
+    assert r.returncode == 64 and "\x1b" not in r.stderr        # EX_USAGE: qmgr finds the site malformed
+    assert r.stderr == "kitequeue: bad or missing site\n"
+
+
+def test_kitequeue_s_with_an_unreadable_fast_flush_table_fails_and_delivers_nothing(kite):
+    port = free_port()
+    start(kite, port, fast_flush_domains="relay.test hash:%s" % (kite.confdir / "missing"))
+    submit(kite, "v@other.test")
+    wait_deferred(kite, "v@other.test", 1)
+    sink = Sink(port)
+    try:
+        # a listed name still matches before the table is asked
+        assert kite.run("kitequeue", "-s", "relay.test").returncode == 0
+        r = kite.run("kitequeue", "-s", "other.test")
+        assert r.returncode == 69, (r.returncode, r.stderr)
+        assert r.stderr == "kitequeue: fast_flush_domains lookup error for other.test, try again later\n"
+        kite.wait_log(r"qmgr\[\d+\]: warning: flush request for other\.test: fast_flush_domains lookup error$")
+        time.sleep(2)
+        assert sink.messages == []
+        assert len(deferred_ids(kite)) == 1
+    finally:
+        sink.stop()
 
 
 def test_etrn_gets_459_when_qmgrs_fast_flush_domains_refuses(kite):
