@@ -9,7 +9,11 @@
  *   flush_site    site=DOMAIN: deferred mail for that destination now
  *                 (ETRN, kitequeue -s): a pending recipient in that domain
  *                 or with that next hop; with subdomains=1 (ETRN @DOMAIN,
- *                 RFC 1985 §5) also in its subdomains
+ *                 RFC 1985 §5) also in its subdomains. Only a site in
+ *                 fast_flush_domains (default $relay_domains, subdomains
+ *                 included) is flushed, whoever asks; the answer's status
+ *                 is a FLUSH_STAT_* code (domain_list.h): 2 for a site that
+ *                 is not eligible, 3 when the list could not be read
  *   deliver       queue_id=ID: that message now (kitequeue -i)
  *   stop          start no new deliveries; continue: start them again
  * Timers scan incoming/ and deferred/ every queue_run_delay. At start,
@@ -33,6 +37,7 @@
 
 #include "attr.h"
 #include "deliver.h"
+#include "domain_list.h"
 #include "events.h"
 #include "mail_queue.h"
 #include "mail_server.h"
@@ -284,7 +289,7 @@ static void qmgr_service(stream *client, attr_list *request, const char *service
                         ATTR_SPEC_INT("subdomains", ATTR_OPTIONAL, &subdomains),
                         ATTR_SPEC_STR("queue_id", ATTR_OPTIONAL, &id), ATTR_SPEC_END};
     vbuf text;
-    int status = 0;
+    int status = 0, elig;
 
     (void) service;
     (void) argv;
@@ -304,8 +309,17 @@ static void qmgr_service(stream *client, attr_list *request, const char *service
         vbuf_set(&text, "queue flush started");
     } else if (strcmp(req, "flush_site") == 0) {
         if (site == NULL || !site_ok(site) || subdomains < 0 || subdomains > 1) {
-            status = 1;
+            status = FLUSH_STAT_BAD;
             vbuf_set(&text, "bad or missing site");
+        } else if ((elig = fast_flush_eligible(site)) == 0) {
+            /* As Postfix's flush(8): only fast_flush_domains, for every client alike. */
+            msg_warn("flush request for %s%.255s refused: not in fast_flush_domains", subdomains ? "@" : "", site);
+            status = FLUSH_STAT_DENY;
+            vbuf_printf(&text, "fast flush service is not enabled for %s (see fast_flush_domains)", site);
+        } else if (elig < 0) {
+            msg_warn("flush request for %s%.255s: fast_flush_domains lookup error", subdomains ? "@" : "", site);
+            status = FLUSH_STAT_FAIL;
+            vbuf_printf(&text, "fast_flush_domains lookup error for %s, try again later", site);
         } else {
             flush_site_req *fs = xcalloc(1, sizeof(*fs));
 
@@ -350,6 +364,14 @@ static void recover_one(const char *queue, const char *id, void *ctx)
         msg_warn("%s: move from %s to %s: %m", id, queue, MAIL_QUEUE_INCOMING);
 }
 
+/* qmgr_pre_jail - open the tables that need the privileges and paths outside a chroot */
+static void qmgr_pre_jail(const char *service, char **argv)
+{
+    (void) service;
+    (void) argv;
+    fast_flush_init();
+}
+
 /* qmgr_post_jail - open tables, recover active/, start the timers */
 static void qmgr_post_jail(const char *service, char **argv)
 {
@@ -371,6 +393,7 @@ static void qmgr_pre_exit(void)
 int main(int argc, char **argv)
 {
     static const mail_server_hooks hooks = {
+        .pre_jail = qmgr_pre_jail,
         .post_jail = qmgr_post_jail,
         .pre_exit = qmgr_pre_exit,
         .unlimited = 1,

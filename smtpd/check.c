@@ -12,7 +12,8 @@
  * smtpd_etrn_restrictions (check_etrn_access looks up the domain and its
  * parent domains), after the delayed client and HELO lists, and its own
  * eligibility list, fast_flush_domains (subdomains match, as Postfix's
- * parent_domain_matches_subdomains default has it).
+ * parent_domain_matches_subdomains default has it). The domain lists and
+ * their matching live in lib/domain_list.c, shared with qmgr's flush_site.
  * reject_unknown_client_hostname and reject_unknown_reverse_client_hostname
  * use the naming states lookup.c settled for the session (no DNS here).
  *
@@ -30,6 +31,7 @@
 
 #include "addr.h"
 #include "conf.h"
+#include "domain_list.h"
 #include "lookup.h"
 #include "maps.h"
 #include "msg.h"
@@ -56,14 +58,6 @@ typedef struct restriction_list {
     size_t count;
 } restriction_list;
 
-typedef struct domain_list {
-    char **names; /* literal names (".dom" = subdomains) */
-    size_t nnames;
-    maps **tables;
-    size_t ntables;
-    int subdomains; /* parent_domain_matches_subdomains */
-} domain_list;
-
 typedef struct chk_ctx {
     smtpd_session *s;
     const char *helo;
@@ -74,7 +68,7 @@ typedef struct chk_ctx {
 } chk_ctx;
 
 static restriction_list client_list, helo_list, sender_list, relay_list, rcpt_list, data_list, etrn_list;
-static domain_list mydest_list, relay_domain_list, vmbox_domain_list, valias_domain_list, fast_flush_list;
+static domain_list mydest_list, relay_domain_list, vmbox_domain_list, valias_domain_list;
 static maps *local_rcpt_maps, *alias_maps_tab, *vmbox_maps, *valias_maps;
 static int local_rcpt_passwd; /* local_recipient_maps includes the passwd file */
 static int local_rcpt_check;  /* check local recipients at all */
@@ -161,68 +155,6 @@ static void list_parse(restriction_list *rl, const char *param, const char *valu
     xfree(copy);
 }
 
-/* domains_parse - a domain list parameter (names and tables) */
-static void domains_parse(domain_list *dl, const char *param, const char *value, int subdomains)
-{
-    char *copy = xstrdup(value ? value : "");
-    char *cursor = copy, *w;
-
-    memset(dl, 0, sizeof(*dl));
-    dl->subdomains = subdomains;
-    while ((w = list_token(&cursor)) != NULL) {
-        if (is_table(w)) {
-            dl->tables = xreallocarray(dl->tables, dl->ntables + 1, sizeof(*dl->tables));
-            dl->tables[dl->ntables++] = maps_open(param, w, 0);
-        } else {
-            dl->names = xreallocarray(dl->names, dl->nnames + 1, sizeof(*dl->names));
-            dl->names[dl->nnames] = xstrdup(w);
-            str_lower(dl->names[dl->nnames++]);
-        }
-    }
-    xfree(copy);
-}
-
-/* domain_match - 1 in the list, 0 not, -1 lookup error */
-static int domain_match(const domain_list *dl, const char *domain)
-{
-    char *d;
-    const char *p;
-    size_t i;
-    int st, result = 0;
-
-    if (domain == NULL || *domain == 0)
-        return 0;
-    d = xstrdup(domain);
-    str_lower(d);
-    if (d[strlen(d) - 1] == '.')
-        d[strlen(d) - 1] = 0;
-    for (i = 0; i < dl->nnames && !result; i++) {
-        const char *n = dl->names[i];
-        size_t nl = strlen(n), dlen = strlen(d);
-
-        if (strcmp(n, d) == 0)
-            result = 1;
-        else if (n[0] == '.' && dlen > nl && strcmp(d + dlen - nl, n) == 0)
-            result = 1;
-        else if (dl->subdomains && dlen > nl && d[dlen - nl - 1] == '.' && strcmp(d + dlen - nl, n) == 0)
-            result = 1;
-    }
-    for (i = 0; i < dl->ntables && !result; i++) {
-        for (p = d; p && *p && !result;) {
-            if (maps_find(dl->tables[i], p, &st) != NULL)
-                result = 1;
-            else if (st == MAP_ERROR)
-                result = -1;
-            if (!dl->subdomains)
-                break;
-            if ((p = strchr(p, '.')) != NULL)
-                p++;
-        }
-    }
-    xfree(d);
-    return result;
-}
-
 /* smtpd_cidr_match - does addr fall in pattern ("1.2.3.0/24", "[::1]/128", "1.2.3.4") */
 int smtpd_cidr_match(const char *pattern, const char *addr)
 {
@@ -301,20 +233,6 @@ static void list_free(restriction_list *rl)
     memset(rl, 0, sizeof(*rl));
 }
 
-/* domains_free - release a parsed domain list */
-static void domains_free(domain_list *dl)
-{
-    size_t i;
-
-    for (i = 0; i < dl->nnames; i++)
-        xfree(dl->names[i]);
-    for (i = 0; i < dl->ntables; i++)
-        maps_close(dl->tables[i]);
-    xfree(dl->names);
-    xfree(dl->tables);
-    memset(dl, 0, sizeof(*dl));
-}
-
 /* maps_release - close a table list if open */
 static void maps_release(maps **m)
 {
@@ -335,11 +253,10 @@ static void check_free(void)
     list_free(&rcpt_list);
     list_free(&data_list);
     list_free(&etrn_list);
-    domains_free(&mydest_list);
-    domains_free(&relay_domain_list);
-    domains_free(&vmbox_domain_list);
-    domains_free(&valias_domain_list);
-    domains_free(&fast_flush_list);
+    domain_list_free(&mydest_list);
+    domain_list_free(&relay_domain_list);
+    domain_list_free(&vmbox_domain_list);
+    domain_list_free(&valias_domain_list);
     maps_release(&local_rcpt_maps);
     maps_release(&alias_maps_tab);
     maps_release(&vmbox_maps);
@@ -370,11 +287,11 @@ void smtpd_check_init(void)
     list_parse(&rcpt_list, "smtpd_recipient_restrictions", var_smtpd_recipient_restrictions);
     list_parse(&data_list, "smtpd_data_restrictions", var_smtpd_data_restrictions);
     list_parse(&etrn_list, "smtpd_etrn_restrictions", var_smtpd_etrn_restrictions);
-    domains_parse(&mydest_list, "mydestination", var_mydestination, 0);
-    domains_parse(&relay_domain_list, "relay_domains", var_relay_domains, 1);
-    domains_parse(&vmbox_domain_list, "virtual_mailbox_domains", var_virtual_mailbox_domains, 0);
-    domains_parse(&valias_domain_list, "virtual_alias_domains", var_virtual_alias_domains, 0);
-    domains_parse(&fast_flush_list, "fast_flush_domains", var_fast_flush_domains, 1);
+    domain_list_parse(&mydest_list, "mydestination", var_mydestination, 0);
+    domain_list_parse(&relay_domain_list, "relay_domains", var_relay_domains, 1);
+    domain_list_parse(&vmbox_domain_list, "virtual_mailbox_domains", var_virtual_mailbox_domains, 0);
+    domain_list_parse(&valias_domain_list, "virtual_alias_domains", var_virtual_alias_domains, 0);
+    fast_flush_init();
     vmbox_maps = maps_open("virtual_mailbox_maps", var_virtual_mailbox_maps, 0);
     valias_maps = maps_open("virtual_alias_maps", var_virtual_alias_maps, 0);
     alias_maps_tab = maps_open("alias_maps", var_alias_maps, 0);
@@ -505,7 +422,7 @@ static int rcpt_known(const char *rcpt, const char **table, int *code)
         return 1;
     if ((r = found(valias_maps, rcpt, 0)) != 0)
         return r;
-    if (domain == NULL || (r = domain_match(&mydest_list, domain)) > 0) {
+    if (domain == NULL || (r = domain_list_match(&mydest_list, domain)) > 0) {
         char *lp;
 
         if (!local_rcpt_check)
@@ -525,11 +442,11 @@ static int rcpt_known(const char *rcpt, const char **table, int *code)
     }
     if (r < 0)
         return -1;
-    if ((r = domain_match(&valias_domain_list, domain)) != 0) {
+    if ((r = domain_list_match(&valias_domain_list, domain)) != 0) {
         *table = "virtual alias table";
         return r < 0 ? -1 : 0;
     }
-    if ((r = domain_match(&vmbox_domain_list, domain)) != 0) {
+    if ((r = domain_list_match(&vmbox_domain_list, domain)) != 0) {
         if (r < 0)
             return -1;
         *table = "virtual mailbox table";
@@ -556,13 +473,13 @@ static int rcpt_domain_ours(const char *rcpt)
 
     if (domain == NULL)
         return 1; /* "postmaster" and other bare local names */
-    if ((r = domain_match(&mydest_list, domain)) != 0)
+    if ((r = domain_list_match(&mydest_list, domain)) != 0)
         return r;
-    if ((r = domain_match(&valias_domain_list, domain)) != 0)
+    if ((r = domain_list_match(&valias_domain_list, domain)) != 0)
         return r;
-    if ((r = domain_match(&vmbox_domain_list, domain)) != 0)
+    if ((r = domain_list_match(&vmbox_domain_list, domain)) != 0)
         return r;
-    return domain_match(&relay_domain_list, domain);
+    return domain_list_match(&relay_domain_list, domain);
 }
 
 /* reject_fmt - build a reply "CODE X.Y.Z <what>: Kind rejected: text" */
@@ -975,5 +892,5 @@ const char *smtpd_check_etrn(smtpd_session *s, const char *domain)
 /* smtpd_check_fast_flush - may ETRN flush this domain (fast_flush_domains) */
 int smtpd_check_fast_flush(const char *domain)
 {
-    return domain_match(&fast_flush_list, domain);
+    return fast_flush_eligible(domain);
 }

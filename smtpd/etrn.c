@@ -155,6 +155,9 @@ void smtpd_etrn_cmd(smtpd_session *s, char *args)
         smtpd_reply(s, "458 4.3.0 Unable to queue messages");
     } else if ((st = smtpd_flush_site(vbuf_str(&name), kind == SMTPD_ETRN_SUBDOMAINS, &why)) == 0) {
         smtpd_reply(s, "250 2.0.0 Queuing started");
+    } else if (st == 2) {
+        /* qmgr's fast_flush_domains (its -o overrides may differ) said no: the same 459. */
+        etrn_unavailable(s, vbuf_str(&name));
     } else {
         if (st > 0)
             msg_warn("bad ETRN %.100s... from %s: %.200s", vbuf_str(&name), s->namaddr, vbuf_str(&why));

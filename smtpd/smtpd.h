@@ -198,7 +198,10 @@ int smtpd_etrn_parse(const char *args, vbuf *name, int *kind);
 void smtpd_etrn_cmd(smtpd_session *s, char *args);
 
 /* ---- flush.c (replaced by a stand-in in the fuzzer) ---- */
-/* smtpd_flush_site - qmgr flush_site request: 0 started, 1 refused, -1 qmgr unreachable; *why says why */
+/*
+ * smtpd_flush_site - qmgr flush_site request: 0 started, 1 refused, 2 site not in
+ * qmgr's fast_flush_domains, -1 qmgr unreachable; *why says why
+ */
 int smtpd_flush_site(const char *site, int subdomains, vbuf *why);
 
 /* ---- anvil_client.c (per-client limits shared through the anvil service) ---- */

@@ -7,6 +7,9 @@
  *   -j  one JSON object per message with postqueue -j's fields
  *   -f  deliver all deferred mail now         {request = "flush"}
  *   -s  deliver deferred mail for SITE now    {request = "flush_site", site}
+ *       (qmgr refuses a site outside fast_flush_domains: an error naming
+ *       the site and exit status EX_UNAVAILABLE, as postqueue -s; a site
+ *       qmgr finds malformed: EX_USAGE)
  *   -i  deliver message ID now                {request = "deliver", queue_id}
  * The listing comes from the showq service (public/showq); the requests go
  * to qmgr (public/qmgr), which answers {status, text}. Nobody needs to read
@@ -34,6 +37,7 @@
 #include "attr.h"
 #include "clean_env.h"
 #include "conf.h"
+#include "domain_list.h"
 #include "mail_server.h"
 #include "msg.h"
 #include "mymalloc.h"
@@ -285,19 +289,19 @@ static int kq_list(int json)
     return EX_OK;
 }
 
-/* kq_request - a request to qmgr with its answer */
-static int kq_request(const char *request, const char *name, const char *value, const char *what)
+/* kq_request - a request to qmgr with its answer; *status gets the answer's status (-1: none) */
+static int kq_request(const char *request, const char *name, const char *value, const char *what, long long *status)
 {
     attr_list *f = attr_new();
     vbuf text;
     int st;
 
+    *status = -1;
     attr_put_str(f, "request", request);
     if (name)
         attr_put_str(f, name, value);
     vbuf_init(&text, 0);
     st = mail_request("public/qmgr", f, (int) var_trigger_timeout > 0 ? (int) var_trigger_timeout : 10, &text);
-    attr_free(f);
     if (st == MAIL_REQUEST_DOWN || st == MAIL_REQUEST_FAILED) {
         vbuf t;
 
@@ -307,21 +311,40 @@ static int kq_request(const char *request, const char *name, const char *value, 
         kq_fatal(EX_UNAVAILABLE, t.data);
     }
     if (st == MAIL_REQUEST_REFUSED) {
-        fprintf(stderr, "kitequeue: ");
-        for (const char *p = vbuf_str(&text); *p; p++)
-            fputc((unsigned char) *p < 0x20 ? '?' : *p, stderr);
-        fputc('\n', stderr);
+        /* mail_request left qmgr's answer in the frame: its status says why. */
+        attr_spec spec[] = {ATTR_SPEC_INT("status", ATTR_REQUIRED, status), ATTR_SPEC_STR("text", ATTR_OPTIONAL, NULL),
+                            ATTR_SPEC_END};
+
+        if (attr_scan(f, spec) < 0)
+            *status = -1;
+        if (strcmp(request, "flush_site") == 0 && *status == FLUSH_STAT_DENY) {
+            /* As postqueue -s: a site outside fast_flush_domains is refused, EX_UNAVAILABLE. */
+            fprintf(stderr, "kitequeue: fatal: Cannot flush mail for site \"");
+            for (const char *p = value; *p; p++)
+                fputc((unsigned char) *p < 0x20 || (unsigned char) *p == 0x7f ? '?' : *p, stderr);
+            fprintf(stderr, "\": it is not eligible for the fast flush service (fast_flush_domains)\n");
+        } else {
+            fprintf(stderr, "kitequeue: ");
+            for (const char *p = vbuf_str(&text); *p; p++)
+                fputc((unsigned char) *p < 0x20 ? '?' : *p, stderr);
+            fputc('\n', stderr);
+        }
     } else if (msg_verbose) {
         printf("%s\n", vbuf_str(&text));
     }
+    attr_free(f);
     vbuf_release(&text);
-    return st == MAIL_REQUEST_OK ? EX_OK : EX_UNAVAILABLE;
+    if (st == MAIL_REQUEST_OK)
+        return EX_OK;
+    /* As postqueue -s: a site qmgr finds malformed is a usage error. */
+    return strcmp(request, "flush_site") == 0 && *status == FLUSH_STAT_BAD ? EX_USAGE : EX_UNAVAILABLE;
 }
 
 int main(int argc, char **argv)
 {
     int mode = 0, ch;
     const char *arg = NULL;
+    long long status;
     struct sigaction sa;
 
     msg_init("kitequeue");
@@ -378,16 +401,16 @@ int main(int argc, char **argv)
     case 'j':
         return kq_list(1);
     case 'f':
-        return kq_request("flush", NULL, NULL, "flush mail queue");
+        return kq_request("flush", NULL, NULL, "flush mail queue", &status);
     case 's':
         /* The same request ETRN makes; qmgr checks the site's syntax. */
         if (strlen(arg) == 0 || strlen(arg) > 255 || strpbrk(arg, " \t\r\n") != NULL)
             kq_fatal(EX_USAGE, "bad site name");
-        return kq_request("flush_site", "site", arg, "flush mail queue");
+        return kq_request("flush_site", "site", arg, "flush mail queue", &status);
     case 'i':
         if (!queue_id_valid(arg))
             kq_fatal(EX_USAGE, "bad queue ID");
-        return kq_request("deliver", "queue_id", arg, "flush mail queue");
+        return kq_request("deliver", "queue_id", arg, "flush mail queue", &status);
     }
     return EX_USAGE;
 }

@@ -325,3 +325,118 @@ def test_etrn_with_qmgr_stuck_answers_458_within_trigger_timeout(kite):
         os.kill(pids[0], signal.SIGCONT)
     # and once qmgr runs again, ETRN works again
     assert etrn(kite, "relay.test") == (250, "2.0.0 Queuing started")
+
+
+# ---- kitequeue -s: the same flush_site request, checked by qmgr ------------
+
+
+def test_kitequeue_s_delivers_an_eligible_sites_deferred_mail_and_no_other(kite):
+    port = free_port()
+    # relay.test is eligible through fast_flush_domains' default, $relay_domains
+    start(kite, port)
+    submit(kite, "u@relay.test")
+    wait_deferred(kite, "u@relay.test", 1)
+    submit(kite, "v@other.test")
+    wait_deferred(kite, "v@other.test", 2)
+    sink = Sink(port)
+    try:
+        t0 = time.time()
+        r = kite.run("kitequeue", "-s", "relay.test")
+        assert r.returncode == 0, r.stderr
+        assert r.stderr == ""
+        sink.wait_messages(1, timeout=20)
+        assert time.time() - t0 < 60            # the retry would come after 300s
+        kite.wait_log(r"to=<u@relay\.test>, relay=127\.0\.0\.1\[127\.0\.0\.1\]:%d, .*status=sent" % port)
+        kite.wait_log(r"qmgr\[\d+\]: flush request for relay\.test$")
+        time.sleep(2)
+        assert rcpts_of(sink) == ["u@relay.test"]
+        assert len(deferred_ids(kite)) == 1
+    finally:
+        sink.stop()
+
+
+def test_kitequeue_s_refuses_a_site_outside_fast_flush_domains_and_delivers_nothing(kite):
+    port = free_port()
+    start(kite, port, fast_flush_domains="relay.test")
+    submit(kite, "v@other.test")
+    wait_deferred(kite, "v@other.test", 1)
+    submit(kite, "w@sub.relay.test")
+    wait_deferred(kite, "w@sub.relay.test", 2)
+    sink = Sink(port)
+    try:
+        r = kite.run("kitequeue", "-s", "other.test")
+        assert r.returncode == 69, (r.returncode, r.stderr)      # EX_UNAVAILABLE, as postqueue -s
+        assert r.stderr == ('kitequeue: fatal: Cannot flush mail for site "other.test": it is not eligible '
+                            'for the fast flush service (fast_flush_domains)\n')
+        assert r.stdout == ""
+        kite.wait_log(r"qmgr\[\d+\]: warning: flush request for other\.test refused: not in fast_flush_domains$")
+        # a subdomain of a fast flush domain is eligible; other.test is not and stays deferred
+        r = kite.run("kitequeue", "-s", "sub.relay.test")
+        assert r.returncode == 0, r.stderr
+        sink.wait_messages(1, timeout=20)
+        time.sleep(3)
+        assert rcpts_of(sink) == ["w@sub.relay.test"]
+        assert len(deferred_ids(kite)) == 1
+        assert not re.search(r"to=<v@other\.test>, .*status=sent", kite.log_text())
+        assert not re.search(r"flush request for other\.test$", kite.log_text())
+        # kitequeue -f is not limited by fast_flush_domains: it delivers other.test's mail now
+        r = kite.run("kitequeue", "-f")
+        assert r.returncode == 0, r.stderr
+        sink.wait_messages(2, timeout=20)
+        assert rcpts_of(sink) == ["v@other.test", "w@sub.relay.test"]
+    finally:
+        sink.stop()
+
+
+def test_kitequeue_s_with_fast_flush_domains_empty_refuses_every_site(kite):
+    start(kite, free_port(), fast_flush_domains="")
+    r = kite.run("kitequeue", "-s", "relay.test")
+    assert r.returncode == 69
+    assert '"relay.test"' in r.stderr and "fast_flush_domains" in r.stderr
+    # control characters in the site never reach the terminal raw
+    r = kite.run("kitequeue", "-s", "relay.test\x1b[2J")
+    assert r.returncode == 64 and "\x1b" not in r.stderr        # EX_USAGE: qmgr finds the site malformed
+    assert r.stderr == "kitequeue: bad or missing site\n"
+
+
+def test_kitequeue_s_with_an_unreadable_fast_flush_table_fails_and_delivers_nothing(kite):
+    port = free_port()
+    start(kite, port, fast_flush_domains="relay.test hash:%s" % (kite.confdir / "missing"))
+    submit(kite, "v@other.test")
+    wait_deferred(kite, "v@other.test", 1)
+    sink = Sink(port)
+    try:
+        # a listed name still matches before the table is asked
+        assert kite.run("kitequeue", "-s", "relay.test").returncode == 0
+        r = kite.run("kitequeue", "-s", "other.test")
+        assert r.returncode == 69, (r.returncode, r.stderr)
+        assert r.stderr == "kitequeue: fast_flush_domains lookup error for other.test, try again later\n"
+        kite.wait_log(r"qmgr\[\d+\]: warning: flush request for other\.test: fast_flush_domains lookup error$")
+        time.sleep(2)
+        assert sink.messages == []
+        assert len(deferred_ids(kite)) == 1
+    finally:
+        sink.stop()
+
+
+def test_etrn_gets_459_when_qmgrs_fast_flush_domains_refuses(kite):
+    # smtpd's own check passes (relay_domains), qmgr's (its -o override) does not: the same 459.
+    rows = []
+    for ln in kite.default_master_cf().splitlines():
+        rows.append(ln + " -o fast_flush_domains=relay.test" if ln.startswith("qmgr ") else ln)
+    kite.master_cf("\n".join(rows) + "\n")
+    port = free_port()
+    start(kite, port)
+    submit(kite, "v@other.test")
+    wait_deferred(kite, "v@other.test", 1)
+    sink = Sink(port)
+    try:
+        assert etrn(kite, "other.test") == (459, "4.7.1 <other.test>: service unavailable")
+        kite.wait_log(r"qmgr\[\d+\]: warning: flush request for other\.test refused: not in fast_flush_domains$")
+        kite.wait_log(r"smtpd\[\d+\]: warning: reject: ETRN other\.test\.\.\. from unknown\[127\.0\.0\.1\]$")
+        assert etrn(kite, "relay.test") == (250, "2.0.0 Queuing started")
+        time.sleep(3)
+        assert sink.messages == []
+        assert len(deferred_ids(kite)) == 1
+    finally:
+        sink.stop()

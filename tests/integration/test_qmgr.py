@@ -293,7 +293,7 @@ def test_crashed_agent_defers_never_loses(kite):
 
 @needs_daemons
 def test_dead_destination_gets_no_new_connections(kite):
-    agent = setup_instance(kite, minimal_backoff_time="30s", maximal_backoff_time="60s",
+    agent = setup_instance(kite, fast_flush_domains="dead.test", minimal_backoff_time="30s", maximal_backoff_time="60s",
                            testagent_destination_concurrency_limit="1")
     agent.set("@dead.test defer 4.4.1 connect to dead.test: Connection refused")
     kite.start()
@@ -320,7 +320,7 @@ def test_dead_destination_gets_no_new_connections(kite):
 
 @needs_daemons
 def test_flush_site_only_takes_that_site(kite):
-    agent = setup_instance(kite, minimal_backoff_time="60s", maximal_backoff_time="120s",
+    agent = setup_instance(kite, fast_flush_domains="a.test b.test", minimal_backoff_time="60s", maximal_backoff_time="120s",
                            default_destination_concurrency_failed_cohort_limit="100")
     agent.set("* defer 4.2.0 try later")
     kite.start()
@@ -344,7 +344,7 @@ def test_flush_site_only_takes_that_site(kite):
 
 @needs_daemons
 def test_flush_site_subdomains_only_when_asked(kite):
-    agent = setup_instance(kite, minimal_backoff_time="60s", maximal_backoff_time="120s",
+    agent = setup_instance(kite, fast_flush_domains="c.test", minimal_backoff_time="60s", maximal_backoff_time="120s",
                            default_destination_concurrency_failed_cohort_limit="100")
     agent.set("* defer 4.2.0 try later")
     kite.start()
@@ -568,7 +568,7 @@ def test_dead_destination_defers_the_rest_of_the_same_message(kite):
 @needs_daemons
 @pytest.mark.skipif(not (BIN / "kitequeue").exists(), reason="kitequeue must be built")
 def test_kitequeue_flush_requests_reach_qmgr(kite):
-    agent = setup_instance(kite, minimal_backoff_time="60s", maximal_backoff_time="120s",
+    agent = setup_instance(kite, fast_flush_domains="s1.test", minimal_backoff_time="60s", maximal_backoff_time="120s",
                            default_destination_concurrency_failed_cohort_limit="100")
     agent.set("* defer 4.2.0 try later")
     kite.start()

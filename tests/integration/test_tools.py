@@ -201,7 +201,8 @@ def test_kitecat_sections(kite):
 @pytest.mark.skipif(not (HAS_QMGR and HAS_SMTP), reason="qmgr and smtp not built")
 def test_deferred_mail_shows_reason_and_flushes(kite):
     dead = kite.free_port()
-    kite.set(relayhost=f"[127.0.0.1]:{dead}")
+    # kitequeue -s below needs example.net eligible for the fast flush service
+    kite.set(relayhost=f"[127.0.0.1]:{dead}", fast_flush_domains="example.net")
     kite.start()
     r = kite.run("sendmail", "-f", "alice@kite.test", "far@example.net", input="Subject: away\n\nx\n")
     assert r.returncode == 0

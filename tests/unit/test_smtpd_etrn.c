@@ -539,6 +539,33 @@ static void test_etrn_refused_by_qmgr_says_458(void **state)
     close(pfd[1]);
 }
 
+/* test_etrn_site_qmgr_finds_ineligible_says_459 - qmgr's own fast_flush_domains (status 2) gives smtpd's 459 */
+static void test_etrn_site_qmgr_finds_ineligible_says_459(void **state)
+{
+    harness h;
+    const char *r;
+    char report[700];
+    int lfd, pfd[2], status;
+    pid_t pid;
+
+    (void) state;
+    configure(NULL);
+    lfd = fake_qmgr_socket();
+    assert_int_equal(pipe(pfd), 0);
+    pid = fake_qmgr(lfd, 1, 2, pfd[1]);
+    h_open(&h, "127.0.0.1", 0);
+    h_talk(&h, "EHLO c.test\r\n");
+    r = h_talk(&h, "ETRN relay.test\r\n");
+    expect_reply("qmgr: not eligible", r, "459 4.7.1 <relay.test>: service unavailable\r\n");
+    read_report(pfd[0], report, sizeof(report));
+    assert_string_equal(report, "flush_site relay.test 0 2\n");
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    h_close(&h);
+    close(lfd);
+    close(pfd[0]);
+    close(pfd[1]);
+}
+
 static void test_etrn_silent_qmgr_times_out_with_458(void **state)
 {
     harness h;
@@ -570,6 +597,7 @@ int main(void)
         cmocka_unit_test(test_etrn_in_standalone_session_is_refused),
         cmocka_unit_test_setup_teardown(test_etrn_sends_flush_site_to_qmgr, qmgr_setup, qmgr_teardown),
         cmocka_unit_test_setup_teardown(test_etrn_refused_by_qmgr_says_458, qmgr_setup, qmgr_teardown),
+        cmocka_unit_test_setup_teardown(test_etrn_site_qmgr_finds_ineligible_says_459, qmgr_setup, qmgr_teardown),
         cmocka_unit_test_setup_teardown(test_etrn_silent_qmgr_times_out_with_458, qmgr_setup, qmgr_teardown),
     };
 
