@@ -29,6 +29,14 @@ typedef struct domain_list {
     int subdomains; /* parent_domain_matches_subdomains */
 } domain_list;
 
+/*
+ * param_list_token - the next item of a parameter list (comma or space
+ * separated), keeping "{ ... }" groups (inline: tables) together; NULL at
+ * the end (or for a NULL cursor). Modifies the string.
+ */
+char *param_list_token(char **cursor);
+/* param_is_table - "type:name", not a name, an address literal or a CIDR block */
+int param_is_table(const char *s);
 /* domain_list_parse - parse value (NULL: empty) of parameter param; opens its tables */
 void domain_list_parse(domain_list *dl, const char *param, const char *value, int subdomains);
 /* domain_list_match - 1 domain is in the list, 0 not (also NULL or empty), -1 lookup error */

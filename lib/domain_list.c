@@ -18,15 +18,14 @@
 /* The fast flush eligibility list (fast_flush_init). */
 static domain_list fast_flush_list;
 
-/*
- * list_token - the next item of a parameter list, keeping "{ ... }"
- * groups (inline: tables) together; NULL at the end. Modifies the string.
- */
-static char *list_token(char **cursor)
+/* param_list_token - the next item of a parameter list; see domain_list.h */
+char *param_list_token(char **cursor)
 {
     char *start = *cursor, *p;
     int depth = 0;
 
+    if (start == NULL)
+        return NULL;
     start += strspn(start, CHARS_COMMA_SPACE);
     if (*start == 0) {
         *cursor = start;
@@ -49,8 +48,8 @@ static char *list_token(char **cursor)
     return start;
 }
 
-/* is_table - "type:name" (not an address literal) */
-static int is_table(const char *s)
+/* param_is_table - "type:name" (not an address literal); see domain_list.h */
+int param_is_table(const char *s)
 {
     const char *c = strchr(s, ':');
 
@@ -70,8 +69,8 @@ void domain_list_parse(domain_list *dl, const char *param, const char *value, in
 
     memset(dl, 0, sizeof(*dl));
     dl->subdomains = subdomains;
-    while ((w = list_token(&cursor)) != NULL) {
-        if (is_table(w)) {
+    while ((w = param_list_token(&cursor)) != NULL) {
+        if (param_is_table(w)) {
             dl->tables = xreallocarray(dl->tables, dl->ntables + 1, sizeof(*dl->tables));
             dl->tables[dl->ntables++] = maps_open(param, w, 0);
         } else {

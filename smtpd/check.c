@@ -77,52 +77,6 @@ static size_t mynet_count;
 static maps **mynet_tables;
 static size_t mynet_ntables;
 
-/*
- * list_token - the next item of a parameter list, keeping "{ ... }"
- * groups (inline: tables) together; NULL at the end. Modifies the string.
- */
-static char *list_token(char **cursor)
-{
-    char *start = *cursor, *p;
-    int depth = 0;
-
-    if (start == NULL)
-        return NULL;
-    start += strspn(start, CHARS_COMMA_SPACE);
-    if (*start == 0) {
-        *cursor = start;
-        return NULL;
-    }
-    for (p = start; *p; p++) {
-        if (*p == '{')
-            depth++;
-        else if (*p == '}' && depth > 0)
-            depth--;
-        else if (depth == 0 && strchr(CHARS_COMMA_SPACE, *p))
-            break;
-    }
-    if (*p) {
-        *p = 0;
-        *cursor = p + 1;
-    } else {
-        *cursor = p;
-    }
-    return start;
-}
-
-/* is_table - "type:name" (not an address literal or CIDR) */
-static int is_table(const char *s)
-{
-    const char *c = strchr(s, ':');
-
-    if (c == NULL || c == s || s[0] == '[')
-        return 0;
-    for (const char *p = s; p < c; p++)
-        if (!isalnum((unsigned char) *p) && *p != '_' && *p != '-')
-            return 0;
-    return 1;
-}
-
 /* list_parse - split a restriction parameter into items */
 static void list_parse(restriction_list *rl, const char *param, const char *value)
 {
@@ -132,7 +86,7 @@ static void list_parse(restriction_list *rl, const char *param, const char *valu
     rl->param = param;
     rl->items = NULL;
     rl->count = 0;
-    while ((w = list_token(&cursor)) != NULL) {
+    while ((w = param_list_token(&cursor)) != NULL) {
         restriction *r;
 
         rl->items = xreallocarray(rl->items, rl->count + 1, sizeof(*rl->items));
@@ -141,7 +95,7 @@ static void list_parse(restriction_list *rl, const char *param, const char *valu
         r->name = xstrdup(w);
         str_lower(r->name);
         if (strncmp(r->name, "check_", 6) == 0 && strstr(r->name, "_access")) {
-            char *t = list_token(&cursor);
+            char *t = param_list_token(&cursor);
 
             if (t == NULL) {
                 msg_warn("%s: %s needs a table argument", param, r->name);
@@ -310,7 +264,7 @@ void smtpd_check_init(void)
         vbuf_init(&rest, 0);
         copy = xstrdup(var_local_recipient_maps ? var_local_recipient_maps : "");
         cursor = copy;
-        while ((w = list_token(&cursor)) != NULL) {
+        while ((w = param_list_token(&cursor)) != NULL) {
             local_rcpt_check = 1;
             if (strcmp(w, "unix:passwd.byname") == 0 || strcmp(w, "proxy:unix:passwd.byname") == 0) {
                 local_rcpt_passwd = 1;
@@ -327,8 +281,8 @@ void smtpd_check_init(void)
 
     copy = xstrdup(var_mynetworks ? var_mynetworks : "");
     cursor = copy;
-    while ((w = list_token(&cursor)) != NULL) {
-        if (is_table(w)) {
+    while ((w = param_list_token(&cursor)) != NULL) {
+        if (param_is_table(w)) {
             mynet_tables = xreallocarray(mynet_tables, mynet_ntables + 1, sizeof(*mynet_tables));
             mynet_tables[mynet_ntables++] = maps_open("mynetworks", w, 0);
         } else {
