@@ -85,7 +85,7 @@ static void agent_finish(qmgr_conn *c, const char *why)
         *pp = c->next;
     qmgr_nconns--;
 
-    /* Results first (logs appended), then one synced update of the file. */
+    /* Results first (logs appended and synced), then one update of the file for the rest. */
     for (size_t i = 0; i < c->n; i++) {
         deliver_result *r = &c->results[i];
 

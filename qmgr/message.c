@@ -8,8 +8,8 @@
  * safe: a status log record is appended (and synced) before the recipient
  * is marked done; recipients are marked done before the file is removed,
  * and the marks are made durable (one syncfs per batch, in remove.c's
- * worker thread) before it is retired; the file is removed only after every notice owed was
- * queued.
+ * worker thread) before it is retired; the file is removed only after
+ * every notice owed was queued.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -122,8 +122,8 @@ void qmgr_message_defer_rcpt(qmgr_message *m, size_t rcpt, const char *dsn, cons
 
 /*
  * qmgr_message_result - record one recipient's outcome: the status log
- * record now; marking done is the caller's (batched, one sync) via
- * qmgr_message_mark_done() for OK and BOUNCE.
+ * record now; marking done is the caller's (all of a result frame's
+ * recipients at once) via qmgr_message_mark_done() for OK and BOUNCE.
  */
 void qmgr_message_result(qmgr_message *m, size_t rcpt, const deliver_result *res)
 {
@@ -176,7 +176,7 @@ void qmgr_message_result(qmgr_message *m, size_t rcpt, const deliver_result *res
     }
 }
 
-/* qmgr_message_mark_done - mark recipients done in the file, one sync; 0 or -1 */
+/* qmgr_message_mark_done - mark recipients done in the file (synced with the removal batch); 0 or -1 */
 int qmgr_message_mark_done(qmgr_message *m, const size_t *rcpts, size_t n)
 {
     vbuf path, err;
@@ -200,11 +200,7 @@ int qmgr_message_mark_done(qmgr_message *m, const size_t *rcpts, size_t n)
                 ret = -1;
             }
         }
-        /* In-place status bytes: the data sync is enough (the file's size and blocks stay). */
-        if (qfile_sync_data(q) < 0) {
-            msg_warn("%s: sync after marking recipients done: %m", m->id);
-            ret = -1;
-        }
+        /* No sync in the event loop: like the agents' marks, these are made durable by the removal batch. */
         qfile_close(q);
     }
     vbuf_release(&path);
