@@ -87,12 +87,14 @@ int mail_trigger(const char *path, const char *request);
  * Returns MAIL_REQUEST_OK, MAIL_REQUEST_REFUSED (text: the service's text),
  * MAIL_REQUEST_FAILED (no valid answer) or MAIL_REQUEST_DOWN (could not
  * connect); text says why for the last two. FRAME is reused for the answer.
+ * answer_status (may be NULL) gets the service's status number, -1 when
+ * there was no valid answer.
  */
 #define MAIL_REQUEST_OK 0
 #define MAIL_REQUEST_REFUSED 1
 #define MAIL_REQUEST_FAILED (-1)
 #define MAIL_REQUEST_DOWN (-2)
-int mail_request(const char *path, attr_list *frame, int timeout, vbuf *text);
+int mail_request(const char *path, attr_list *frame, int timeout, vbuf *text, long long *answer_status);
 
 /*
  * How master starts a daemon (the skeleton reads these; daemons need not):

@@ -773,7 +773,7 @@ int mail_trigger(const char *path, const char *request)
 
 #define MAIL_REQUEST_REPLY_MAX (64 * 1024)
 
-int mail_request(const char *path, attr_list *frame, int timeout, vbuf *text)
+int mail_request(const char *path, attr_list *frame, int timeout, vbuf *text, long long *answer_status)
 {
     long long status = -1;
     const char *answer = NULL;
@@ -784,6 +784,8 @@ int mail_request(const char *path, attr_list *frame, int timeout, vbuf *text)
     int fd, st, ret = MAIL_REQUEST_FAILED;
 
     vbuf_reset(text);
+    if (answer_status)
+        *answer_status = -1;
     if ((fd = mail_server_connect(path, timeout)) < 0) {
         vbuf_printf(text, "connect to %s: %s", path, strerror(errno));
         return MAIL_REQUEST_DOWN;
@@ -802,5 +804,7 @@ int mail_request(const char *path, attr_list *frame, int timeout, vbuf *text)
         ret = status == 0 ? MAIL_REQUEST_OK : MAIL_REQUEST_REFUSED;
     }
     stream_close(s);
+    if (answer_status)
+        *answer_status = ret == MAIL_REQUEST_FAILED ? -1 : status;
     return ret;
 }

@@ -26,23 +26,18 @@ int smtpd_flush_site(const char *site, int subdomains, vbuf *why)
 {
     int timeout = var_trigger_timeout > 0 && var_trigger_timeout < 3600 ? (int) var_trigger_timeout : 10;
     attr_list *frame = attr_new();
+    long long status;
     int st;
 
     attr_put_str(frame, "request", "flush_site");
     attr_put_str(frame, "site", site);
     if (subdomains)
         attr_put_int(frame, "subdomains", 1);
-    st = mail_request(SMTPD_QMGR_PATH, frame, timeout, why);
-    if (st == MAIL_REQUEST_REFUSED) {
-        /* The answer is left in the frame: qmgr's own fast_flush_domains check may have refused. */
-        long long status = -1;
-        attr_spec spec[] = {ATTR_SPEC_INT("status", ATTR_REQUIRED, &status), ATTR_SPEC_STR("text", ATTR_OPTIONAL, NULL),
-                            ATTR_SPEC_END};
-
-        if (attr_scan(frame, spec) == 0 && status == FLUSH_STAT_DENY) {
-            attr_free(frame);
-            return 2;
-        }
+    st = mail_request(SMTPD_QMGR_PATH, frame, timeout, why, &status);
+    /* qmgr's own fast_flush_domains check may have refused. */
+    if (st == MAIL_REQUEST_REFUSED && status == FLUSH_STAT_DENY) {
+        attr_free(frame);
+        return 2;
     }
     attr_free(frame);
     return st == MAIL_REQUEST_OK ? 0 : st == MAIL_REQUEST_REFUSED ? 1 : -1;

@@ -289,19 +289,20 @@ static int kq_list(int json)
     return EX_OK;
 }
 
-/* kq_request - a request to qmgr with its answer; *status gets the answer's status (-1: none) */
-static int kq_request(const char *request, const char *name, const char *value, const char *what, long long *status)
+/* kq_request - a request to qmgr with its answer; the exit status */
+static int kq_request(const char *request, const char *name, const char *value, const char *what)
 {
     attr_list *f = attr_new();
+    long long status;
     vbuf text;
     int st;
 
-    *status = -1;
     attr_put_str(f, "request", request);
     if (name)
         attr_put_str(f, name, value);
     vbuf_init(&text, 0);
-    st = mail_request("public/qmgr", f, (int) var_trigger_timeout > 0 ? (int) var_trigger_timeout : 10, &text);
+    st = mail_request("public/qmgr", f, (int) var_trigger_timeout > 0 ? (int) var_trigger_timeout : 10, &text,
+                      &status);
     if (st == MAIL_REQUEST_DOWN || st == MAIL_REQUEST_FAILED) {
         vbuf t;
 
@@ -311,13 +312,7 @@ static int kq_request(const char *request, const char *name, const char *value, 
         kq_fatal(EX_UNAVAILABLE, t.data);
     }
     if (st == MAIL_REQUEST_REFUSED) {
-        /* mail_request left qmgr's answer in the frame: its status says why. */
-        attr_spec spec[] = {ATTR_SPEC_INT("status", ATTR_REQUIRED, status), ATTR_SPEC_STR("text", ATTR_OPTIONAL, NULL),
-                            ATTR_SPEC_END};
-
-        if (attr_scan(f, spec) < 0)
-            *status = -1;
-        if (strcmp(request, "flush_site") == 0 && *status == FLUSH_STAT_DENY) {
+        if (strcmp(request, "flush_site") == 0 && status == FLUSH_STAT_DENY) {
             /* As postqueue -s: a site outside fast_flush_domains is refused, EX_UNAVAILABLE. */
             fprintf(stderr, "kitequeue: fatal: Cannot flush mail for site \"");
             for (const char *p = value; *p; p++)
@@ -337,14 +332,13 @@ static int kq_request(const char *request, const char *name, const char *value, 
     if (st == MAIL_REQUEST_OK)
         return EX_OK;
     /* As postqueue -s: a site qmgr finds malformed is a usage error. */
-    return strcmp(request, "flush_site") == 0 && *status == FLUSH_STAT_BAD ? EX_USAGE : EX_UNAVAILABLE;
+    return strcmp(request, "flush_site") == 0 && status == FLUSH_STAT_BAD ? EX_USAGE : EX_UNAVAILABLE;
 }
 
 int main(int argc, char **argv)
 {
     int mode = 0, ch;
     const char *arg = NULL;
-    long long status;
     struct sigaction sa;
 
     msg_init("kitequeue");
@@ -401,16 +395,16 @@ int main(int argc, char **argv)
     case 'j':
         return kq_list(1);
     case 'f':
-        return kq_request("flush", NULL, NULL, "flush mail queue", &status);
+        return kq_request("flush", NULL, NULL, "flush mail queue");
     case 's':
         /* The same request ETRN makes; qmgr checks the site's syntax. */
         if (strlen(arg) == 0 || strlen(arg) > 255 || strpbrk(arg, " \t\r\n") != NULL)
             kq_fatal(EX_USAGE, "bad site name");
-        return kq_request("flush_site", "site", arg, "flush mail queue", &status);
+        return kq_request("flush_site", "site", arg, "flush mail queue");
     case 'i':
         if (!queue_id_valid(arg))
             kq_fatal(EX_USAGE, "bad queue ID");
-        return kq_request("deliver", "queue_id", arg, "flush mail queue", &status);
+        return kq_request("deliver", "queue_id", arg, "flush mail queue");
     }
     return EX_USAGE;
 }
